@@ -1,0 +1,33 @@
+"""Operator settings, from flags and `WARMPOOL_*` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARMPOOL_", extra="ignore")
+
+    # Kubernetes
+    kubeconfig: str | None = Field(None, description="Path to a kubeconfig; in-cluster config when unset.")
+    namespace: str = Field("kube-system", description="Namespace the operator runs in (Events, peering).")
+    peering: str | None = Field(None, description="kopf peering name for hot standby; standalone when unset.")
+    field_manager: str = "warmpool"
+
+    # AWS
+    aws_region: str | None = Field(None, description="EC2 region; from the usual AWS settings when unset.")
+    ec2_endpoint_url: str | None = Field(None, description="Override the EC2 endpoint (tests use moto).")
+    ec2_cache_ttl_seconds: float = Field(300.0, gt=0, description="How long EC2 answers are reused.")
+    ec2_max_attempts: int = Field(5, ge=1, le=20)
+
+    # Process
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    liveness_port: int = Field(8080, ge=0, le=65535, description="0 disables the liveness endpoint.")
+    metrics_port: int = Field(9090, ge=0, le=65535, description="0 disables Prometheus metrics.")
+    stale_after_seconds: float = Field(
+        600.0, gt=0, description="Liveness fails when no policy was planned for this long."
+    )
