@@ -129,7 +129,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 
 def build_crd() -> dict[str, Any]:
     spec_schema = _schema_of(v1alpha1.WarmPoolPolicySpec)
-    spec_schema["default"] = {}
+    # A full default (not `{}`): the API server checks the CEL rules against the default as written.
+    spec_schema["default"] = v1alpha1.WarmPoolPolicySpec().model_dump(by_alias=True, exclude_none=True, mode="json")
     status_schema = _strip_defaults(_schema_of(v1alpha1.WarmPoolPolicyStatus))
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -50,6 +50,13 @@ def _check_duration(value: str) -> str:
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
 
 
+def _duration_rule(fields: tuple[str, ...], comparison: str, message: str) -> dict[str, str]:
+    """A CEL rule comparing durations that stays silent when a field is malformed: the schema's pattern
+    already reports that, and CEL would only add a 'type conversion error'."""
+    guard = " && ".join(f"self.{f}.matches('{DURATION_PATTERN}')" for f in fields)
+    return {"rule": f"!({guard}) || ({comparison})", "message": message}
+
+
 class _Model(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown fields are an error, as the API server prunes them."""
 
@@ -164,14 +171,14 @@ class Churn(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {
-                    "rule": "duration(self.burstWindow) >= duration('1s')",
-                    "message": "burstWindow must be at least 1s",
-                },
-                {
-                    "rule": "duration(self.halfLife) > duration(self.burstWindow)",
-                    "message": "halfLife must be longer than burstWindow",
-                },
+                _duration_rule(
+                    ("burstWindow",), "duration(self.burstWindow) >= duration('1s')", "burstWindow must be at least 1s"
+                ),
+                _duration_rule(
+                    ("burstWindow", "halfLife"),
+                    "duration(self.halfLife) > duration(self.burstWindow)",
+                    "halfLife must be longer than burstWindow",
+                ),
             ]
         }
     )
@@ -215,14 +222,14 @@ class Rollout(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {
-                    "rule": "duration(self.interval) >= duration('10s')",
-                    "message": "interval must be at least 10s",
-                },
-                {
-                    "rule": "duration(self.cooldown) >= duration(self.interval)",
-                    "message": "cooldown must not be shorter than interval",
-                },
+                _duration_rule(
+                    ("interval",), "duration(self.interval) >= duration('10s')", "interval must be at least 10s"
+                ),
+                _duration_rule(
+                    ("interval", "cooldown"),
+                    "duration(self.cooldown) >= duration(self.interval)",
+                    "cooldown must not be shorter than interval",
+                ),
             ]
         }
     )

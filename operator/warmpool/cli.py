@@ -1,0 +1,121 @@
+"""The `warmpool` command line: run the operator, print the CRD, run a local control plane, simulate."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from warmpool.api.crd import render_crd_yaml
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="warmpool-operator")
+def main() -> None:
+    """warmpool keeps the AWS VPC CNI's warm IP pools right-sized from observed churn."""
+
+
+@main.command()
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig; in-cluster config when unset.")
+@click.option("--peering", help="kopf peering name for hot standby (leader election); standalone when unset.")
+@click.option("--liveness-port", type=int, help="Port of the /healthz liveness endpoint (0 disables).")
+@click.option("--metrics-port", type=int, help="Port of the Prometheus /metrics endpoint (0 disables).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Log line format.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), help="Log level.")
+@click.option("--ec2-endpoint-url", help="Override the EC2 endpoint (for tests against moto).")
+def run(**flags: Any) -> None:
+    """Run the operator (cluster-wide). Flags override WARMPOOL_* environment variables."""
+    from warmpool.runner import run_operator
+    from warmpool.settings import Settings
+
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    settings = Settings(**overrides)
+    run_operator(settings)
+
+
+@main.command()
+def crd() -> None:
+    """Print the WarmPoolPolicy CustomResourceDefinition (generated from the API models)."""
+    click.echo(render_crd_yaml(), nl=False)
+
+
+def _state_file() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "warmpool" / "dev-cluster"
+    root.mkdir(parents=True, exist_ok=True)
+    return root / "state.json"
+
+
+@main.group("dev-cluster")
+def dev_cluster() -> None:
+    """A real etcd + kube-apiserver on loopback, built from Go modules (for demos and tests)."""
+
+
+@dev_cluster.command("up")
+@click.option("--install-crd/--no-install-crd", default=True, help="Apply the WarmPoolPolicy CRD.")
+def dev_cluster_up(install_crd: bool) -> None:
+    """Build (once) and start the control plane in the background; print how to use it."""
+    from warmpool.devcluster.cluster import ClusterState, DevCluster
+
+    state_file = _state_file()
+    if state_file.exists():
+        state = ClusterState.load(state_file)
+        raise click.ClickException(f"a dev cluster is already up ({state.server}); run `warmpool dev-cluster down`")
+    cluster = DevCluster(keep_workdir=True)
+    state = cluster.start(detach=True)
+    state.save(state_file)
+    if install_crd:
+        crd_file = Path(state.workdir) / "crd.yaml"
+        crd_file.write_text(render_crd_yaml())
+        cluster.kubectl("apply", "--server-side", "-f", str(crd_file))
+    click.echo(f"dev cluster up at {state.server}", err=True)
+    _print_env(state)
+
+
+@dev_cluster.command("env")
+def dev_cluster_env() -> None:
+    """Print shell exports (KUBECONFIG, PATH with kubectl) for the running dev cluster."""
+    from warmpool.devcluster.cluster import ClusterState
+
+    state_file = _state_file()
+    if not state_file.exists():
+        raise click.ClickException("no dev cluster is up; run `warmpool dev-cluster up`")
+    _print_env(ClusterState.load(state_file))
+
+
+@dev_cluster.command("down")
+def dev_cluster_down() -> None:
+    """Stop the dev cluster and delete its data."""
+    from warmpool.devcluster.cluster import ClusterState, stop_detached
+
+    state_file = _state_file()
+    if not state_file.exists():
+        click.echo("no dev cluster is up", err=True)
+        return
+    stop_detached(ClusterState.load(state_file))
+    state_file.unlink()
+    click.echo("dev cluster stopped", err=True)
+
+
+def _print_env(state: Any) -> None:
+    click.echo(f"export KUBECONFIG={state.admin_kubeconfig}")
+    click.echo(f"export WARMPOOL_OPERATOR_KUBECONFIG={state.operator_kubeconfig}")
+    click.echo(f'export PATH="{state.bin_dir}:$PATH"')
+
+
+def _register_optional_commands() -> None:
+    """Commands whose modules pull heavier dependencies register lazily so `--help` stays fast."""
+    try:
+        from warmpool.sim.cli import simulate
+    except ImportError:  # pragma: no cover - the simulator is part of the package; guard for partial installs
+        return
+    main.add_command(simulate)
+
+
+_register_optional_commands()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

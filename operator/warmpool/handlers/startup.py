@@ -1,0 +1,35 @@
+"""Operator start-up: kopf settings and the shared context in `memo`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from warmpool.api import v1alpha1
+from warmpool.observe.startlog import StartLog
+
+ANNOTATION_PREFIX = v1alpha1.GROUP
+
+
+@kopf.on.startup()
+async def configure_kopf(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    from warmpool.handlers import current_settings
+
+    # Keep kopf's own bookkeeping under our prefix, in annotations (never in the status we own).
+    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    # Events for warnings and errors only: every-minute INFO events would flood the policy.
+    settings.posting.level = logging.WARNING
+    # Reconnect watches regularly so a silently dead connection is noticed.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+
+    memo.settings = current_settings()
+    memo.start_log = StartLog()

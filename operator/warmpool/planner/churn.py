@@ -1,0 +1,262 @@
+"""Turn the pod start times seen in successive snapshots into burst and pod-density history.
+
+Counting rule (what "once per window" means here). Time is cut into epochs of one burst window each, aligned to
+multiples of the window length: epoch k is [k*W, (k+1)*W). Every sliding window [s, s+W) is attributed to the
+epoch its start s falls in, and since the busiest window can always be taken to start at a pod start, a node's
+sample for epoch k is the largest number of starts in [s, s+W) over its starts s inside epoch k. Epoch k is read
+once, when its last window has closed and late observations had time to arrive (now >= (k+2)*W + settle), then a
+cursor moves past it. So a start time seen again in the next snapshot can never be counted for the same epoch
+twice, and a restart from a checkpoint resumes at the cursor. Epochs with no start on a node give no sample:
+quiet windows need no warm pool, and counting them would let idle nights dilute the quantile to zero.
+
+Pod density (pods holding a VPC IP per node) is a state, not an event: each ready node gives one sample per
+epoch in which the tracker is called.
+
+Samples are added in a fixed order (epoch, then node name), so the histograms do not depend on the order of
+nodes or of start times in the snapshot, down to the last bit of the float weights.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from warmpool.api.v1alpha1 import Churn, parse_duration
+from warmpool.planner.history import DecayingHistogram
+from warmpool.snapshot import ClusterSnapshot, NodeInfo
+
+CHECKPOINT_VERSION = 1
+
+
+def max_starts_in_window(times: Sequence[float], window: float) -> int:
+    """The largest number of starts inside any half-open window [s, s + window)."""
+    ordered = sorted(times)
+    best = 0
+    lo = 0
+    for hi, t in enumerate(ordered):
+        while ordered[lo] <= t - window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def epoch_bursts(times: Sequence[float], window: float, first_epoch: int, last_epoch: int) -> dict[int, int]:
+    """Per epoch k in [first_epoch, last_epoch]: the largest count of starts in [s, s + window) for s a start
+    inside epoch k. Epochs without a start are absent."""
+    ordered = sorted(times)
+    out: dict[int, int] = {}
+    lo_time = first_epoch * window
+    hi_time = (last_epoch + 1) * window
+    start = bisect.bisect_left(ordered, lo_time)
+    for i in range(start, len(ordered)):
+        s = ordered[i]
+        if s >= hi_time:
+            break
+        k = _epoch_of(s, window)
+        if not first_epoch <= k <= last_epoch:
+            continue
+        count = bisect.bisect_left(ordered, s + window, lo=i) - i
+        if count > out.get(k, 0):
+            out[k] = count
+    return out
+
+
+def _epoch_of(t: float, window: float) -> int:
+    # floor(t / window) can land one off at a boundary through rounding; settle it with the same comparisons
+    # the epoch bounds use, so every start belongs to exactly one epoch.
+    k = math.floor(t / window)
+    if t < k * window:
+        k -= 1
+    elif t >= (k + 1) * window:
+        k += 1
+    return k
+
+
+@dataclass(frozen=True, slots=True)
+class QuietConfig:
+    """When the cluster counts as "not quiet" (a scaling event or a churn spike). Defaults are conservative."""
+
+    node_rise_lookback: float = 300.0  # seconds of node-count history to look at
+    node_rise_abs: int = 3  # the node count rose by at least this many ...
+    node_rise_ratio: float = 0.1  # ... and by at least this share of the earlier count
+    pending_pods: int = 10  # at least this many unbound pods is a scale-out in progress
+    spike_factor: float = 2.0  # current burst above this multiple of the learned quantile ...
+    spike_min_burst: int = 4  # ... and at least this many starts in one window
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnStats:
+    """What the planner needs from history, plus what the status reports."""
+
+    window: float
+    quantile: float
+    covered_burst: int  # per-node pod starts in one window at the quantile
+    max_burst: int
+    burst_samples: float  # decayed weight behind the burst figures
+    pods_per_node: int  # typical (median) IP-consuming pods per node
+    density_samples: float
+    current_burst: int  # busiest node in the latest window
+    quiet: bool
+    quiet_since: float | None  # churn has been low since then; None while it is high
+    busy_reasons: tuple[str, ...] = ()
+
+
+class ChurnTracker:
+    """Feeds snapshots into the two histograms and watches for scaling events. Time comes from the snapshot."""
+
+    def __init__(self, churn: Churn, quiet: QuietConfig | None = None, settle: float = 10.0) -> None:
+        self.window = parse_duration(churn.burst_window)
+        half_life = parse_duration(churn.half_life)
+        self.quiet_config = quiet or QuietConfig()
+        self.settle = settle
+        self.bursts = DecayingHistogram(half_life)
+        self.density = DecayingHistogram(half_life)
+        self.next_epoch: int | None = None  # first epoch whose bursts are not yet in the histogram
+        self.last_density_epoch: int | None = None
+        self.started_at: float | None = None
+        self.last_busy: float | None = None
+        self.busy_reasons: tuple[str, ...] = ()
+        self.current_burst = 0
+
+    # ----- feeding -----
+
+    def observe(self, snapshot: ClusterSnapshot, complete_since: float | None = None) -> None:
+        """Take in one snapshot. `complete_since`, when given, is the oldest time from which the snapshot's start
+        times are complete (the observe layer's look-back); epochs before it are skipped, not undercounted."""
+        now = snapshot.now
+        w = self.window
+        if self.started_at is None:
+            self.started_at = now
+        # Epoch k is final once its last window [s, s+W) with s < (k+1)W has closed, plus the settle time.
+        last_final = math.floor((now - self.settle) / w) - 2
+        if self.next_epoch is None:
+            # Start at the earliest epoch we can see in full; never reach back before data we were given.
+            self.next_epoch = math.floor(now / w) - 2
+            earliest = min((t for n in snapshot.nodes for t in n.pod_start_times), default=None)
+            if earliest is not None:
+                self.next_epoch = min(self.next_epoch, math.floor(earliest / w))
+        if complete_since is not None:
+            self.next_epoch = max(self.next_epoch, math.ceil(complete_since / w))
+        if last_final >= self.next_epoch:
+            self._add_bursts(sorted(snapshot.nodes, key=lambda n: n.name), self.next_epoch, last_final)
+            self.next_epoch = last_final + 1
+
+        epoch_now = math.floor(now / w)
+        if self.last_density_epoch is None or epoch_now > self.last_density_epoch:
+            for node in sorted(snapshot.nodes, key=lambda n: n.name):
+                if node.ready and node.schedulable:
+                    self.density.add(node.ip_pods, 1.0, now)
+            self.last_density_epoch = epoch_now
+
+        self._watch(snapshot)
+
+    def _add_bursts(self, nodes: Sequence[NodeInfo], first: int, last: int) -> None:
+        per_node = [epoch_bursts(n.pod_start_times, self.window, first, last) for n in nodes]
+        epochs = sorted({k for bursts in per_node for k in bursts})
+        for k in epochs:
+            for bursts in per_node:
+                count = bursts.get(k)
+                if count:
+                    self.bursts.add(count, 1.0, k * self.window)
+
+    # ----- scaling-event detector -----
+
+    def _watch(self, snapshot: ClusterSnapshot) -> None:
+        cfg = self.quiet_config
+        now = snapshot.now
+        reasons: list[str] = []
+        recent = [(t, c) for t, c in snapshot.node_count_history if now - cfg.node_rise_lookback <= t <= now]
+        if recent:
+            lowest = min(c for _, c in recent)
+            latest = max(recent)[1]
+            rise = latest - lowest
+            if rise >= cfg.node_rise_abs and rise >= cfg.node_rise_ratio * lowest:
+                reasons.append(f"node count rose by {rise} within {cfg.node_rise_lookback:g}s")
+        if snapshot.pending_pods >= cfg.pending_pods:
+            reasons.append(f"{snapshot.pending_pods} pods pending")
+        self.current_burst = max(
+            (
+                max_starts_in_window([t for t in n.pod_start_times if now - self.window < t <= now], self.window)
+                for n in snapshot.nodes
+            ),
+            default=0,
+        )
+        # Compared with the learned quantile at 0.95 rather than the policy's, so "well above" means the same
+        # whatever share of bursts the policy chooses to cover.
+        learned = self.bursts.quantile(0.95)
+        if self.current_burst >= cfg.spike_min_burst and self.current_burst > cfg.spike_factor * learned:
+            reasons.append(
+                f"a node saw {self.current_burst} pod starts in {self.window:g}s, "
+                f"above {cfg.spike_factor:g}x the usual {learned}"
+            )
+        self.busy_reasons = tuple(reasons)
+        if reasons:
+            self.last_busy = now
+
+    # ----- reading -----
+
+    def quiet_since(self) -> float | None:
+        if self.busy_reasons:
+            return None
+        return self.last_busy if self.last_busy is not None else self.started_at
+
+    def stats(self, quantile: float, now: float) -> ChurnStats:
+        quiet_since = self.quiet_since()
+        return ChurnStats(
+            window=self.window,
+            quantile=quantile,
+            covered_burst=self.bursts.quantile(quantile),
+            max_burst=self.bursts.max,
+            burst_samples=self.bursts.total_weight(now),
+            pods_per_node=self.density.quantile(0.5),
+            density_samples=self.density.total_weight(now),
+            current_burst=self.current_burst,
+            quiet=quiet_since is not None,
+            quiet_since=quiet_since,
+            busy_reasons=self.busy_reasons,
+        )
+
+    # ----- checkpoint -----
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "window": self.window,
+            "nextEpoch": self.next_epoch,
+            "lastDensityEpoch": self.last_density_epoch,
+            "startedAt": self.started_at,
+            "lastBusy": self.last_busy,
+            "bursts": self.bursts.to_checkpoint(),
+            "density": self.density.to_checkpoint(),
+        }
+
+    @classmethod
+    def from_checkpoint(
+        cls, data: dict[str, Any], churn: Churn, quiet: QuietConfig | None = None, settle: float = 10.0
+    ) -> ChurnTracker:
+        """Resume from a checkpoint. If the policy's window changed, the epoch cursors no longer mean the same
+        times, so they are converted through time; a changed half-life applies to samples added from now on."""
+        if data.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"unsupported churn checkpoint version {data.get('version')!r}")
+        tracker = cls(churn, quiet, settle)
+        old_window = float(data["window"])
+        tracker.bursts = DecayingHistogram.from_checkpoint(data["bursts"])
+        tracker.density = DecayingHistogram.from_checkpoint(data["density"])
+        for hist in (tracker.bursts, tracker.density):
+            hist.half_life = parse_duration(churn.half_life)
+
+        def convert(epoch: Any) -> int | None:
+            if epoch is None:
+                return None
+            if old_window == tracker.window:
+                return int(epoch)
+            return math.ceil(int(epoch) * old_window / tracker.window)
+
+        tracker.next_epoch = convert(data["nextEpoch"])
+        tracker.last_density_epoch = convert(data["lastDensityEpoch"])
+        tracker.started_at = data["startedAt"]
+        tracker.last_busy = data["lastBusy"]
+        return tracker

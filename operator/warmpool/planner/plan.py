@@ -1,0 +1,386 @@
+"""The planner: one pure function from policy, snapshot, limits, subnets, current env and churn statistics to
+the values of the managed ipamd variables, the reason for each, and the conditions to report.
+
+Order of the rules, each a clamp that can only lower or raise as stated:
+1. the covered burst plus headroom gives the raw warm need; the typical pod density gives the minimum;
+2. the policy's min/max bounds;
+3. instance limits (they win over the policy's min: a value a node cannot hold is never written), including
+   WARM_IP_TARGET <= one ENI's worth of IPs on the smallest instance type (VPC CNI issue #1872);
+4. ipamd safety: never MINIMUM_IP_TARGET > 0 with WARM_IP_TARGET 0, never all zero in prefix mode;
+5. the subnet budget: the spare IPs of all nodes in a subnet must fit its free IPs minus the reserve. Lower
+   MINIMUM_IP_TARGET first (it pre-allocates for pods that have not arrived), then the warm target (it covers
+   measured bursts), each no lower than the floors of steps 2 and 4.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from warmpool.api.v1alpha1 import ConditionType, Mode, Variable, WarmPoolPolicySpec
+from warmpool.ipamd.limits import HOST_NETWORK_PODS, IPS_PER_PREFIX, InstanceLimits, IpMode
+from warmpool.planner.budget import Targets, prefix_delegation_enabled, spare_ips, targets_from_env
+from warmpool.planner.churn import ChurnStats
+from warmpool.snapshot import ClusterSnapshot, SubnetInfo
+
+_WARM_VARIABLES = (Variable.WARM_IP_TARGET, Variable.WARM_PREFIX_TARGET, Variable.WARM_ENI_TARGET)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCondition:
+    type: ConditionType
+    status: bool
+    reason: str  # CamelCase, as metav1.Condition wants
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubnetBudget:
+    subnet_id: str
+    zone: str
+    free_ips: int
+    reserve_ips: int
+    budget_ips: int  # free minus reserve: what all warm pools in this subnet may hold
+    warm_ips_planned: int  # spare IPs the recommended values make its nodes hold
+    nodes: int
+
+    @property
+    def over(self) -> bool:
+        return self.warm_ips_planned > self.budget_ips
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    mode: IpMode
+    values: dict[Variable, int]  # managed variables only; empty when nothing can be planned
+    reasons: dict[Variable, str]
+    conditions: tuple[PlanCondition, ...]
+    stats: ChurnStats
+    subnets: tuple[SubnetBudget, ...] = ()
+    nodes: int = 0
+    pods: int = 0
+    smallest_instance_type: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def condition(self, kind: ConditionType) -> PlanCondition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+    @property
+    def subnet_pressure(self) -> bool:
+        c = self.condition(ConditionType.SUBNET_PRESSURE)
+        return c is not None and c.status
+
+
+def effective_mode(mode: Mode, current_env: Mapping[str, str]) -> IpMode:
+    if mode is Mode.PREFIX:
+        return IpMode.PREFIX
+    if mode is Mode.SECONDARY_IP:
+        return IpMode.SECONDARY
+    return IpMode.PREFIX if prefix_delegation_enabled(current_env) else IpMode.SECONDARY
+
+
+def plan(
+    spec: WarmPoolPolicySpec,
+    snapshot: ClusterSnapshot,
+    limits: Mapping[str, InstanceLimits],
+    subnets: Mapping[str, SubnetInfo],
+    current_env: Mapping[str, str],
+    stats: ChurnStats,
+) -> Recommendation:
+    mode = effective_mode(spec.mode, current_env)
+    degraded: list[tuple[str, str]] = []
+    nodes = snapshot.nodes
+    pods = snapshot.ip_pods
+
+    managed = [v for v in spec.managed_variables if _applies(v, mode)]
+    for v in spec.managed_variables:
+        if v not in managed:
+            degraded.append(("VariableIgnored", f"{v.value} has no effect in {_mode_name(mode)} mode; left as is"))
+
+    types = sorted({n.instance_type for n in nodes})
+    unknown = [t for t in types if t not in limits]
+    if unknown:
+        degraded.append(("LimitsUnknown", f"no network limits for instance types {', '.join(unknown)}"))
+    known = [limits[t] for t in types if t in limits]
+    if mode is IpMode.PREFIX:
+        non_nitro = [lim.instance_type for lim in known if lim.hypervisor != "nitro"]
+        if non_nitro:
+            degraded.append(("PrefixOnNonNitro", f"prefix delegation needs Nitro: {', '.join(non_nitro)}"))
+
+    if not known:
+        degraded.append(("NoNodes", "no selected node with known limits: nothing to plan"))
+        return Recommendation(
+            mode=mode,
+            values={},
+            reasons={},
+            conditions=_conditions(degraded, None),
+            stats=stats,
+            nodes=len(nodes),
+            pods=pods,
+        )
+
+    # The smallest instance type in scope bounds every value, since one value applies to every node.
+    smallest = min(known, key=lambda lim: (lim.ips_per_eni(mode), lim.max_pod_ips(mode), lim.instance_type))
+    eni_ips = smallest.ips_per_eni(mode)
+    pod_cap = min(min(lim.max_pod_ips(mode), lim.max_pods(mode) - HOST_NETWORK_PODS) for lim in known)
+
+    covered = stats.covered_burst
+    headroom = spec.churn.headroom_ips + math.ceil(spec.churn.headroom_ratio * covered)
+    need = covered + headroom
+    burst_text = (
+        f"the p{_pct(stats.quantile)} burst of {covered} pod starts per node in {stats.window:g}s "
+        f"plus {headroom} headroom"
+    )
+
+    raw: dict[Variable, tuple[int, str]] = {
+        Variable.WARM_IP_TARGET: (need, f"{need} IPs cover {burst_text}"),
+        Variable.MINIMUM_IP_TARGET: (
+            stats.pods_per_node,
+            f"{stats.pods_per_node} IPs: a typical node runs {stats.pods_per_node} pods, "
+            "so new nodes boot with them allocated",
+        ),
+        Variable.WARM_ENI_TARGET: (
+            math.ceil(need / smallest.ips_per_eni(IpMode.SECONDARY)),
+            f"{math.ceil(need / smallest.ips_per_eni(IpMode.SECONDARY))} ENIs of "
+            f"{smallest.ips_per_eni(IpMode.SECONDARY)} IPs ({smallest.instance_type}) hold {need} IPs "
+            f"covering {burst_text}",
+        ),
+        Variable.WARM_PREFIX_TARGET: (
+            math.ceil(need / IPS_PER_PREFIX),
+            f"{math.ceil(need / IPS_PER_PREFIX)} prefixes of {IPS_PER_PREFIX} IPs hold {need} IPs covering "
+            f"{burst_text}",
+        ),
+    }
+    caps: dict[Variable, tuple[int, str]] = {
+        Variable.WARM_IP_TARGET: (
+            min(eni_ips, pod_cap),
+            f"one ENI's worth of IPs on {smallest.instance_type} (VPC CNI issue #1872)",
+        ),
+        Variable.MINIMUM_IP_TARGET: (pod_cap, "the pod IPs the smallest instance type in scope can hold"),
+        Variable.WARM_ENI_TARGET: (smallest.max_enis, f"the ENIs of {smallest.instance_type}"),
+        Variable.WARM_PREFIX_TARGET: (
+            smallest.slots_per_eni,
+            f"one ENI's worth of prefixes on {smallest.instance_type}",
+        ),
+    }
+
+    values: dict[Variable, int] = {}
+    reasons: dict[Variable, list[str]] = {}
+    floors: dict[Variable, int] = {}
+    for v in managed:
+        value, why = raw[v]
+        notes = [why]
+        bounds = spec.bounds(v)
+        lo, hi = (bounds.min, bounds.max) if bounds is not None else (0, None)
+        if value < lo:
+            value = lo
+            notes.append(f"raised to the policy minimum {lo}")
+        if hi is not None and value > hi:
+            value = hi
+            notes.append(f"lowered to the policy maximum {hi}")
+        cap, cap_why = caps[v]
+        if value > cap:
+            value = cap
+            notes.append(f"capped at {cap}, {cap_why}")
+        values[v] = value
+        reasons[v] = notes
+        floors[v] = min(lo, cap)
+
+    current = targets_from_env(current_env)
+    _enforce_safety(mode, values, reasons, floors, current)
+
+    budgets, pressure = _fit_subnets(spec, snapshot, limits, subnets, mode, values, reasons, floors, current)
+    missing = sorted({s for n in nodes for s in n.subnet_ids if s not in subnets})
+    unplaced = sum(1 for n in nodes if not n.subnet_ids)
+    if missing or unplaced:
+        parts = []
+        if missing:
+            parts.append(f"free IPs unknown for subnets {', '.join(missing)}")
+        if unplaced:
+            parts.append(f"{unplaced} nodes with no known subnet")
+        degraded.append(("SubnetsUnknown", "; ".join(parts) + ": their budget is not enforced"))
+
+    if mode is IpMode.SECONDARY and Variable.WARM_ENI_TARGET in values and Variable.WARM_IP_TARGET not in values:
+        effective = current.with_values(values)
+        if effective.ip_targets_set:
+            degraded.append(
+                (
+                    "Overridden",
+                    "WARM_ENI_TARGET has no effect while WARM_IP_TARGET or MINIMUM_IP_TARGET is set on the "
+                    "DaemonSet",
+                )
+            )
+
+    return Recommendation(
+        mode=mode,
+        values=values,
+        reasons={v: "; ".join(r) for v, r in reasons.items()},
+        conditions=_conditions(degraded, pressure),
+        stats=stats,
+        subnets=budgets,
+        nodes=len(nodes),
+        pods=pods,
+        smallest_instance_type=smallest.instance_type,
+    )
+
+
+def _applies(v: Variable, mode: IpMode) -> bool:
+    if v is Variable.WARM_ENI_TARGET:
+        return mode is IpMode.SECONDARY
+    if v is Variable.WARM_PREFIX_TARGET:
+        return mode is IpMode.PREFIX
+    return True
+
+
+def _enforce_safety(
+    mode: IpMode,
+    values: dict[Variable, int],
+    reasons: dict[Variable, list[str]],
+    floors: dict[Variable, int],
+    current: Targets,
+) -> None:
+    """Settings ipamd must never get; raises both the value and its floor so the budget step keeps them."""
+
+    def raise_to_one(v: Variable, why: str) -> None:
+        if values[v] < 1:
+            values[v] = 1
+            reasons[v].append(f"raised to 1: {why}")
+        floors[v] = max(floors[v], 1)
+
+    effective = current.with_values(values)
+    if Variable.WARM_IP_TARGET in values:
+        # 0 is never right for a managed WARM_IP_TARGET: with a minimum set, nodes freeze at the minimum;
+        # without one, ipamd falls back to whole ENIs or prefixes. The floor also keeps the node's spare IPs
+        # monotone in every value, which the subnet budget's search relies on.
+        raise_to_one(
+            Variable.WARM_IP_TARGET,
+            "with MINIMUM_IP_TARGET set, 0 freezes nodes at the minimum"
+            if effective.minimum_ip > 0 or Variable.MINIMUM_IP_TARGET in values
+            else "0 hands the pool back to WARM_ENI_TARGET / WARM_PREFIX_TARGET",
+        )
+    if mode is IpMode.PREFIX:
+        unmanaged_nonzero = any(
+            current.get(v) > 0
+            for v in (Variable.WARM_PREFIX_TARGET, Variable.WARM_IP_TARGET, Variable.MINIMUM_IP_TARGET)
+            if v not in values
+        )
+        if not unmanaged_nonzero:
+            why = "aws-node does not start in prefix mode with every target 0"
+            if Variable.WARM_PREFIX_TARGET in values:
+                raise_to_one(Variable.WARM_PREFIX_TARGET, why)
+            elif Variable.WARM_IP_TARGET in values:
+                raise_to_one(Variable.WARM_IP_TARGET, why)
+
+
+def _fit_subnets(
+    spec: WarmPoolPolicySpec,
+    snapshot: ClusterSnapshot,
+    limits: Mapping[str, InstanceLimits],
+    subnets: Mapping[str, SubnetInfo],
+    mode: IpMode,
+    values: dict[Variable, int],
+    reasons: dict[Variable, list[str]],
+    floors: dict[Variable, int],
+    current: Targets,
+) -> tuple[tuple[SubnetBudget, ...], list[str] | None]:
+    """Lower values until every subnet's spare IPs fit its budget. Returns the budgets and, when any subnet was
+    over, the pressure messages (None when all fit at the recommended values)."""
+    # Group nodes by what decides their spare IPs, so each evaluation costs one step per distinct group.
+    groups: Counter[tuple[str, int, tuple[str, ...]]] = Counter()
+    node_count: Counter[str] = Counter()
+    for n in snapshot.nodes:
+        sids = tuple(s for s in n.subnet_ids if s in subnets)
+        if n.instance_type in limits and sids:
+            groups[(n.instance_type, n.ip_pods, sids)] += 1
+        for s in sids:
+            node_count[s] += 1
+    used = sorted(node_count)
+    budget = {s: math.floor(subnets[s].free_ips * (1.0 - spec.subnet_reserve)) for s in used}
+
+    def spare_by_subnet(vals: Mapping[Variable, int]) -> dict[str, int]:
+        targets = current.with_values(vals)
+        out = dict.fromkeys(used, 0)
+        for (itype, pods, sids), count in groups.items():
+            # A node that may draw from several subnets is charged in full to each: the safe side.
+            spare = spare_ips(limits[itype], mode, targets, pods) * count
+            for s in sids:
+                out[s] += spare
+        return out
+
+    def fits(vals: Mapping[Variable, int]) -> bool:
+        spare = spare_by_subnet(vals)
+        return all(spare[s] <= budget[s] for s in used)
+
+    over_before = [s for s, x in spare_by_subnet(values).items() if x > budget[s]]
+    messages: list[str] | None = None
+    if over_before:
+        order = [Variable.MINIMUM_IP_TARGET, *_WARM_VARIABLES]
+        for v in order:
+            if v not in values or fits(values):
+                continue
+            best = _largest_fitting(floors[v], values[v], lambda x, v=v: fits({**values, v: x}))
+            lowered = best if best is not None else floors[v]
+            if lowered < values[v]:
+                reasons[v].append(f"lowered to {lowered} to fit the free IPs of subnets {', '.join(over_before)}")
+                values[v] = lowered
+        still = [s for s, x in spare_by_subnet(values).items() if x > budget[s]]
+        messages = [
+            f"warm pools would take more than the {budget[s]} IPs subnet {s} can spare "
+            f"({subnets[s].free_ips} free, {spec.subnet_reserve:.0%} reserved)"
+            for s in over_before
+        ]
+        if still:
+            messages.append(f"still over at the lowest allowed values: {', '.join(still)}")
+
+    final = spare_by_subnet(values)
+    budgets = tuple(
+        SubnetBudget(
+            subnet_id=s,
+            zone=subnets[s].zone,
+            free_ips=subnets[s].free_ips,
+            reserve_ips=subnets[s].free_ips - budget[s],
+            budget_ips=budget[s],
+            warm_ips_planned=final[s],
+            nodes=node_count[s],
+        )
+        for s in used
+    )
+    return budgets, messages
+
+
+def _largest_fitting(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
+    """The largest x in [lo, hi] with ok(x), for ok monotone (true up to some point); None if none."""
+    if not ok(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _conditions(degraded: list[tuple[str, str]], pressure: list[str] | None) -> tuple[PlanCondition, ...]:
+    out = []
+    if degraded:
+        out.append(PlanCondition(ConditionType.DEGRADED, True, degraded[0][0], "; ".join(m for _, m in degraded)))
+    else:
+        out.append(PlanCondition(ConditionType.DEGRADED, False, "AsExpected", "limits and subnets known"))
+    if pressure:
+        out.append(PlanCondition(ConditionType.SUBNET_PRESSURE, True, "SubnetBudgetExceeded", "; ".join(pressure)))
+    else:
+        out.append(
+            PlanCondition(ConditionType.SUBNET_PRESSURE, False, "WithinBudget", "warm pools fit every subnet")
+        )
+    return tuple(out)
+
+
+def _mode_name(mode: IpMode) -> str:
+    return "prefix" if mode is IpMode.PREFIX else "secondary-IP"
+
+
+def _pct(q: float) -> str:
+    return f"{q * 100:g}"
