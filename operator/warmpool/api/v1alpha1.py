@@ -53,7 +53,7 @@ Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
 def _duration_rule(fields: tuple[str, ...], comparison: str, message: str) -> dict[str, str]:
     """A CEL rule comparing durations that stays silent when a field is malformed: the schema's pattern
     already reports that, and CEL would only add a 'type conversion error'."""
-    guard = " && ".join(f"self.{f}.matches('{DURATION_PATTERN}')" for f in fields)
+    guard = " && ".join(f"self.{f}.matches(r'{DURATION_PATTERN}')" for f in fields)
     return {"rule": f"!({guard}) || ({comparison})", "message": message}
 
 

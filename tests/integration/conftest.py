@@ -1,0 +1,48 @@
+"""Session fixtures: one real control plane (etcd + kube-apiserver built from Go modules) for all tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from tests.kube import ensure_namespace, unique
+from warmpool.devcluster.cluster import DevCluster
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[DevCluster]:
+    dev = DevCluster()
+    dev.start()
+    try:
+        dev.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "warmpoolpolicies.yaml"))
+        dev.kubectl("wait", "--for=condition=Established", "crd/warmpoolpolicies.warmpool.io")
+        yield dev
+    finally:
+        dev.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_api(cluster: DevCluster) -> client.ApiClient:
+    assert cluster.state is not None
+    return config.new_client_from_config(config_file=cluster.state.admin_kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def operator_api(cluster: DevCluster) -> client.ApiClient:
+    assert cluster.state is not None
+    return config.new_client_from_config(config_file=cluster.state.operator_kubeconfig)
+
+
+@pytest.fixture
+def namespace(admin_api: client.ApiClient) -> str:
+    """A namespace of its own per test (no namespace controller runs, so it is left behind; names are unique)."""
+    name = unique("t")
+    ensure_namespace(client.CoreV1Api(admin_api), name)
+    return name

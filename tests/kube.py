@@ -1,0 +1,122 @@
+"""Helpers for integration tests: EKS-like Node and Pod objects created through the real API server."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kubernetes import client
+
+T = TypeVar("T")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def rfc3339(ts: float | None = None) -> str:
+    return datetime.fromtimestamp(ts if ts is not None else time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wait_for(predicate: Callable[[], T | None], what: str, timeout: float = 60.0, every: float = 0.5) -> T:
+    """Poll until predicate returns something truthy. Waiting for an outcome, not asserting a duration."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+def create_node(
+    core: client.CoreV1Api,
+    name: str,
+    instance_type: str = "m5.large",
+    zone: str = "us-east-1a",
+    labels: dict[str, str] | None = None,
+    max_pods: int = 29,
+    ready: bool = True,
+    instance_id: str | None = None,
+) -> None:
+    all_labels = {
+        "kubernetes.io/os": "linux",
+        "node.kubernetes.io/instance-type": instance_type,
+        "topology.kubernetes.io/zone": zone,
+        "eks.amazonaws.com/capacityType": "ON_DEMAND",
+        **(labels or {}),
+    }
+    body = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": all_labels},
+        "spec": {"providerID": f"aws:///{zone}/{instance_id or 'i-' + uuid.uuid4().hex[:17]}"},
+    }
+    core.create_node(body)
+    status = {
+        "status": {
+            "allocatable": {"pods": str(max_pods), "cpu": "2", "memory": "8Gi"},
+            "capacity": {"pods": str(max_pods), "cpu": "2", "memory": "8Gi"},
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "reason": "KubeletReady",
+                    "message": "test",
+                    "lastHeartbeatTime": rfc3339(),
+                    "lastTransitionTime": rfc3339(),
+                }
+            ],
+        }
+    }
+    core.patch_node_status(name, status)
+
+
+def create_bound_pod(
+    core: client.CoreV1Api,
+    namespace: str,
+    name: str,
+    node: str,
+    host_network: bool = False,
+    phase: str = "Running",
+    scheduled_at: float | None = None,
+    extra_spec: dict[str, Any] | None = None,
+) -> str:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": "churn"}},
+        "spec": {
+            "nodeName": node,
+            "hostNetwork": host_network,
+            "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
+            **(extra_spec or {}),
+        },
+    }
+    created = core.create_namespaced_pod(namespace, body)
+    core.patch_namespaced_pod_status(
+        name,
+        namespace,
+        {
+            "status": {
+                "phase": phase,
+                "podIP": "10.0.0.1",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": rfc3339(scheduled_at)}
+                ],
+            }
+        },
+    )
+    return str(created.metadata.uid)
+
+
+def ensure_namespace(core: client.CoreV1Api, name: str) -> None:
+    try:
+        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
