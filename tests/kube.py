@@ -105,9 +105,7 @@ def create_bound_pod(
             "status": {
                 "phase": phase,
                 "podIP": "10.0.0.1",
-                "conditions": [
-                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": rfc3339(scheduled_at)}
-                ],
+                "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": rfc3339(scheduled_at)}],
             }
         },
     )

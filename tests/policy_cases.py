@@ -7,7 +7,10 @@ from typing import Any
 
 GOOD_SPECS: dict[str, dict[str, Any]] = {
     "empty (all defaults)": {},
-    "prefix mode with prefix target": {"mode": "Prefix", "manage": [{"name": "WARM_PREFIX_TARGET", "min": 1}]},
+    "prefix mode with prefix target": {
+        "mode": "Prefix",
+        "manage": [{"name": "WARM_PREFIX_TARGET", "min": 1}],
+    },
     "whole ENIs": {"mode": "SecondaryIP", "manage": [{"name": "WARM_ENI_TARGET", "min": 1, "max": 2}]},
     "IP targets with bounds": {
         "manage": [{"name": "WARM_IP_TARGET", "min": 2, "max": 10}, {"name": "MINIMUM_IP_TARGET", "max": 30}]
@@ -18,11 +21,22 @@ GOOD_SPECS: dict[str, dict[str, Any]] = {
             "matchLabels": {"eks.amazonaws.com/nodegroup": "web"},
             "matchExpressions": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}],
         },
-        "churn": {"burstQuantile": 1, "burstWindow": "45s", "halfLife": "12h", "headroomIPs": 0,
-                  "headroomRatio": 0.25},
+        "churn": {
+            "burstQuantile": 1,
+            "burstWindow": "45s",
+            "halfLife": "12h",
+            "headroomIPs": 0,
+            "headroomRatio": 0.25,
+        },
         "subnetReserve": 0,
-        "rollout": {"cooldown": "1h30m", "deadBand": 0, "deadBandRatio": 0, "quietPeriod": "0s",
-                    "interval": "30s", "allowForeignOwner": True},
+        "rollout": {
+            "cooldown": "1h30m",
+            "deadBand": 0,
+            "deadBandRatio": 0,
+            "quietPeriod": "0s",
+            "interval": "30s",
+            "allowForeignOwner": True,
+        },
         "dryRun": True,
         "paused": False,
     },
@@ -30,7 +44,10 @@ GOOD_SPECS: dict[str, dict[str, Any]] = {
 
 # name -> (spec, a fragment of the message the user must see)
 BAD_SPECS: dict[str, tuple[dict[str, Any], str]] = {
-    "min above max": ({"manage": [{"name": "WARM_IP_TARGET", "min": 5, "max": 2}]}, "min must not be greater than max"),
+    "min above max": (
+        {"manage": [{"name": "WARM_IP_TARGET", "min": 5, "max": 2}]},
+        "min must not be greater than max",
+    ),
     "unknown variable": ({"manage": [{"name": "WARM_FOO_TARGET"}]}, "WARM_FOO_TARGET"),
     "variable managed twice": (
         {"manage": [{"name": "WARM_IP_TARGET"}, {"name": "WARM_IP_TARGET"}]},

@@ -69,7 +69,7 @@ def dev_cluster_up(install_crd: bool) -> None:
     if install_crd:
         crd_file = Path(state.workdir) / "crd.yaml"
         crd_file.write_text(render_crd_yaml())
-        cluster.kubectl("apply", "--server-side", "-f", str(crd_file))
+        cluster.install_crd(crd_file, "warmpoolpolicies.warmpool.io")
     click.echo(f"dev cluster up at {state.server}", err=True)
     _print_env(state)
 

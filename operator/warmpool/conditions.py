@@ -34,9 +34,7 @@ def merge_conditions(
             "reason": update.reason,
             "message": update.message[:32000],
             "lastTransitionTime": (
-                now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                if changed
-                else previous.get("lastTransitionTime")  # type: ignore[union-attr]
+                now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if changed else previous.get("lastTransitionTime")  # type: ignore[union-attr]
             ),
             "observedGeneration": generation,
         }

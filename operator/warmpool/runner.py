@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from warmpool.settings import Settings
@@ -34,9 +33,6 @@ def run_operator(settings: Settings) -> None:
     from warmpool.metrics import start_metrics_server
 
     configure_logging(settings)
-    if settings.kubeconfig:
-        # kopf's and the kubernetes client's login both honour KUBECONFIG.
-        os.environ["KUBECONFIG"] = settings.kubeconfig
     handlers.configure(settings)
     if settings.metrics_port:
         start_metrics_server(settings.metrics_port)

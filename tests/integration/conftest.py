@@ -21,8 +21,7 @@ def cluster() -> Iterator[DevCluster]:
     dev = DevCluster()
     dev.start()
     try:
-        dev.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "warmpoolpolicies.yaml"))
-        dev.kubectl("wait", "--for=condition=Established", "crd/warmpoolpolicies.warmpool.io")
+        dev.install_crd(REPO / "crds" / "warmpoolpolicies.yaml", "warmpoolpolicies.warmpool.io")
         yield dev
     finally:
         dev.stop()

@@ -17,7 +17,12 @@ pytestmark = pytest.mark.integration
 
 
 def _policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": v1alpha1.API_VERSION, "kind": v1alpha1.KIND, "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": v1alpha1.API_VERSION,
+        "kind": v1alpha1.KIND,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def _create(api: client.ApiClient, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -52,14 +57,22 @@ def test_status_is_a_subresource(admin_api: client.ApiClient) -> None:
     created = _create(admin_api, name, {})
     # A status sent with the main resource is ignored...
     objects.patch_cluster_custom_object(
-        v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, name, {"status": {"nodes": 7}, "spec": {"paused": True}}
+        v1alpha1.GROUP,
+        v1alpha1.VERSION,
+        v1alpha1.PLURAL,
+        name,
+        {"status": {"nodes": 7}, "spec": {"paused": True}},
     )
     after = objects.get_cluster_custom_object(v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, name)
     assert "status" not in after or after["status"].get("nodes") is None
     assert after["metadata"]["generation"] == created["metadata"]["generation"] + 1
     # ...and written through /status, which does not bump the generation.
     objects.patch_cluster_custom_object_status(
-        v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, name, {"status": {"nodes": 7, "observedGeneration": 2}}
+        v1alpha1.GROUP,
+        v1alpha1.VERSION,
+        v1alpha1.PLURAL,
+        name,
+        {"status": {"nodes": 7, "observedGeneration": 2}},
     )
     read = objects.get_cluster_custom_object_status(v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, name)
     assert read["status"]["nodes"] == 7
@@ -91,8 +104,13 @@ def test_kubectl_get_shows_the_printer_columns(cluster: DevCluster, admin_api: c
                 "burst": {"covered": 2.5},
                 "lastAppliedTime": "2026-01-01T00:00:00Z",
                 "conditions": [
-                    {"type": "Ready", "status": "True", "reason": "Planned", "message": "",
-                     "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "Planned",
+                        "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    }
                 ],
             }
         },

@@ -30,7 +30,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert v1alpha1.parse_duration(spec.churn.burst_window) == 30
     assert spec.subnet_reserve == 0.2
     assert v1alpha1.parse_duration(spec.rollout.cooldown) == 6 * 3600
-    assert spec.dry_run is False and spec.paused is False
+    assert spec.dry_run is False
+    assert spec.paused is False
 
 
 @pytest.mark.parametrize("name", GOOD_SPECS)
@@ -87,8 +88,13 @@ def test_printer_columns_point_at_real_fields(column: dict[str, Any]) -> None:
         return
     field = _schema_at(root, path)
     assert field is not None, f"{column['name']} points at {path}, which the schema does not have"
-    expected = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
-                "date": "string"}[column["type"]]
+    expected = {
+        "string": "string",
+        "integer": "integer",
+        "number": "number",
+        "boolean": "boolean",
+        "date": "string",
+    }[column["type"]]
     assert field["type"] == expected
 
 

@@ -172,7 +172,9 @@ class Churn(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _duration_rule(
-                    ("burstWindow",), "duration(self.burstWindow) >= duration('1s')", "burstWindow must be at least 1s"
+                    ("burstWindow",),
+                    "duration(self.burstWindow) >= duration('1s')",
+                    "burstWindow must be at least 1s",
                 ),
                 _duration_rule(
                     ("burstWindow", "halfLife"),
@@ -205,7 +207,10 @@ class Rollout(_Model):
         2, ge=0, le=100, description="Smallest change of a value (in IPs or prefixes) worth a rollout."
     )
     dead_band_ratio: float = Field(
-        0.2, ge=0, le=1, description="Smallest relative change worth a rollout (0.2 = 20% of the current value)."
+        0.2,
+        ge=0,
+        le=1,
+        description="Smallest relative change worth a rollout (0.2 = 20% of the current value).",
     )
     quiet_period: Duration = Field(
         "10m", description="Churn must have stayed low this long before a change is applied."
@@ -223,7 +228,9 @@ class Rollout(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _duration_rule(
-                    ("interval",), "duration(self.interval) >= duration('10s')", "interval must be at least 10s"
+                    ("interval",),
+                    "duration(self.interval) >= duration('10s')",
+                    "interval must be at least 10s",
                 ),
                 _duration_rule(
                     ("interval", "cooldown"),
@@ -256,8 +263,7 @@ _SPEC_RULES: list[tuple[str, str]] = [
         "when WARM_IP_TARGET is set",
     ),
     (
-        "!(self.manage.exists(m, m.name == 'WARM_PREFIX_TARGET') "
-        "&& self.manage.exists(m, m.name == 'WARM_IP_TARGET'))",
+        "!(self.manage.exists(m, m.name == 'WARM_PREFIX_TARGET') && self.manage.exists(m, m.name == 'WARM_IP_TARGET'))",
         "WARM_PREFIX_TARGET and WARM_IP_TARGET cannot both be managed: ipamd ignores WARM_PREFIX_TARGET "
         "when WARM_IP_TARGET is set",
     ),
@@ -270,8 +276,7 @@ _SPEC_RULES: list[tuple[str, str]] = [
         "WARM_PREFIX_TARGET is only used in Prefix mode",
     ),
     (
-        "!self.manage.exists(m, m.name == 'MINIMUM_IP_TARGET') "
-        "|| self.manage.exists(m, m.name == 'WARM_IP_TARGET')",
+        "!self.manage.exists(m, m.name == 'MINIMUM_IP_TARGET') || self.manage.exists(m, m.name == 'WARM_IP_TARGET')",
         "MINIMUM_IP_TARGET needs WARM_IP_TARGET managed too: alone it freezes nodes at the minimum and every "
         "further pod waits for an EC2 call",
     ),
@@ -320,9 +325,7 @@ class WarmPoolPolicySpec(_Model):
     paused: bool = Field(False, description="Stop planning and applying; status keeps the last values.")
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [{"rule": rule, "message": msg} for rule, msg in _SPEC_RULES]
-        }
+        json_schema_extra={"x-kubernetes-validations": [{"rule": rule, "message": msg} for rule, msg in _SPEC_RULES]}
     )
 
     @field_validator("manage")

@@ -25,6 +25,7 @@ from warmpool.settings import Settings
 from warmpool.snapshot import SubnetInfo
 
 V = TypeVar("V")
+_Fetch = Callable[[list[str]], dict[str, V]]
 
 BATCH = 100  # DescribeInstanceTypes takes at most 100 names; reuse the bound for filter values elsewhere
 _PROVIDER_ID = re.compile(r"^aws:///[^/]*/(i-[0-9a-f]+)$")
@@ -84,7 +85,9 @@ def build_boto_client(settings: Settings) -> Any:
     """A boto3 EC2 client: adaptive retries (client-side rate limiting under throttling), short timeouts so a
     dead endpoint fails a planning cycle quickly instead of hanging it."""
     config = Config(
-        retries={"mode": "adaptive", "max_attempts": settings.ec2_max_attempts},
+        # total_max_attempts counts the first request too; botocore's Config "max_attempts" counts only
+        # retries (one more request than the setting's name says).
+        retries={"mode": "adaptive", "total_max_attempts": settings.ec2_max_attempts},
         connect_timeout=3,
         read_timeout=10,
     )
@@ -142,19 +145,24 @@ class Ec2Client:
         return result
 
     def subnets(self, subnet_ids: Iterable[str]) -> Answer[SubnetInfo]:
-        """Free IPs, zone and CIDR per subnet. Raises Ec2Unavailable when EC2 fails and a subnet was never seen."""
+        """Free IPs, zone and CIDR per subnet.
+
+        Raises Ec2Unavailable when EC2 fails and some subnet was never seen before."""
         return self._strict("DescribeSubnets", subnet_ids, self._subnets, self._fetch_subnets)
 
     def subnets_for_instances(self, instance_ids: Iterable[str]) -> Answer[str]:
-        """The subnet of each instance's primary ENI (device index 0). Terminated or unknown ids are missing."""
-        return self._strict("DescribeInstances", instance_ids, self._instance_subnets, self._fetch_instance_subnets)
+        """The subnet of each instance's primary ENI (device index 0).
+
+        Terminated or unknown instance ids are listed in `.missing`."""
+        cache, fetch = self._instance_subnets, self._fetch_instance_subnets
+        return self._strict("DescribeInstances", instance_ids, cache, fetch)
 
     # --- EC2 calls --------------------------------------------------------------------------------------
 
     def _fetch_instance_types(self, types: list[str]) -> dict[str, InstanceLimits]:
         found: dict[str, InstanceLimits] = {}
         for batch in _chunks(types, BATCH):
-            # A filter, not InstanceTypes=: one unknown name there fails the whole call with InvalidInstanceType.
+            # A filter, not InstanceTypes=: one unknown name there fails the whole call (InvalidInstanceType).
             flt = [{"Name": "instance-type", "Values": batch}]
             for page in self._pages("DescribeInstanceTypes", Filters=flt):
                 for info in page.get("InstanceTypes", ()):
@@ -211,9 +219,7 @@ class Ec2Client:
 
     # --- cache + failure policy ---------------------------------------------------------------------------
 
-    def _strict(
-        self, operation: str, keys: Iterable[str], cache: TtlCache[V], fetch: Callable[[list[str]], dict[str, V]]
-    ) -> Answer[V]:
+    def _strict(self, operation: str, keys: Iterable[str], cache: TtlCache[V], fetch: _Fetch[V]) -> Answer[V]:
         answer, unanswered, failure = self._lookup(operation, keys, cache, fetch)
         if failure is not None and unanswered:
             failure.partial = answer
@@ -221,7 +227,7 @@ class Ec2Client:
         return answer
 
     def _lookup(
-        self, operation: str, keys: Iterable[str], cache: TtlCache[V], fetch: Callable[[list[str]], dict[str, V]]
+        self, operation: str, keys: Iterable[str], cache: TtlCache[V], fetch: _Fetch[V]
     ) -> tuple[Answer[V], set[str], Ec2Unavailable | None]:
         """Fresh cache hits, then one EC2 fetch for the rest; on failure, stale entries. Returns the answer,
         the keys nothing could answer, and the failure if EC2 failed."""

@@ -22,7 +22,13 @@ EC2_FAILURES: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
 
 _THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestThrottled"}
 _DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
-_BAD_CREDENTIALS = {"AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "RequestExpired"}
+_BAD_CREDENTIALS = {
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "RequestExpired",
+}
 
 
 class Ec2Unavailable(Exception):
@@ -65,7 +71,7 @@ def classify(exc: Exception, operation: str, attempts: int) -> Ec2Unavailable:
             "credentials",
         )
     if isinstance(exc, NoRegionError):
-        return Ec2Unavailable("no AWS region configured: set WARMPOOL_AWS_REGION or AWS_REGION", "credentials")
+        return Ec2Unavailable("no AWS region set: configure WARMPOOL_AWS_REGION or AWS_REGION", "credentials")
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
         return Ec2Unavailable(f"cannot reach the EC2 endpoint ({exc})", "unreachable")
     if isinstance(exc, ReadTimeoutError):

@@ -1,8 +1,8 @@
 """Embedded network limits of common EKS instance types, for when EC2 cannot be asked.
 
-Numbers are EC2 DescribeInstanceTypes' `NetworkInfo.MaximumNetworkInterfaces` × `Ipv4AddressesPerInterface`
+Numbers are EC2 DescribeInstanceTypes' `NetworkInfo.MaximumNetworkInterfaces` x `Ipv4AddressesPerInterface`
 and `VCpuInfo.DefaultVCpus`; each one agrees with the VPC CNI's misc/eni-max-pods.txt through
-`max pods = ENIs × (IPv4 per ENI − 1) + 2` (checked in tests/unit/test_aws_instance_table.py).
+`max pods = ENIs * (IPv4 per ENI - 1) + 2` (checked in tests/unit/test_aws_instance_table.py).
 The live answer from EC2 always wins; this table only keeps planning going during an EC2 outage.
 """
 
@@ -86,7 +86,7 @@ def _build() -> dict[str, InstanceLimits]:
             name = f"{family}.{size}"
             # EC2 reports no hypervisor for bare metal (BareMetal=true); those hosts are built on the Nitro
             # System and take prefix delegation, so the table calls them "nitro" as ec2.py does.
-            table[name] = InstanceLimits(name, max_enis=enis, ipv4_per_eni=ips, hypervisor="nitro", vcpus=vcpus)
+            table[name] = InstanceLimits(name, enis, ips, hypervisor="nitro", vcpus=vcpus)
     return table
 
 

@@ -247,10 +247,9 @@ class DevCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
             time.sleep(0.2)
         raise ClusterStartError(f"{name} not healthy at {url} after {timeout:.0f}s")
 
@@ -280,6 +279,19 @@ class DevCluster:
         assert self.state is not None
         manifest = binaries.repo_root() / RBAC_MANIFEST
         self.kubectl("apply", "--server-side", "--field-manager=warmpool-dev", "-f", str(manifest))
+
+    def install_crd(self, manifest: Path, name: str, timeout: float = 60.0) -> None:
+        """Apply a CRD and wait until it is Established (served), so tests can create objects at once."""
+        self.kubectl("apply", "--server-side", "--field-manager=warmpool-dev", "-f", str(manifest))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            established = self.kubectl(
+                "get", "crd", name, "-o", 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
+            ).stdout
+            if established == "True":
+                return
+            time.sleep(0.2)
+        raise ClusterStartError(f"CRD {name} not established after {timeout:.0f}s")
 
     def kubectl(self, *args: str, operator: bool = False, check: bool = True) -> subprocess.CompletedProcess[str]:
         assert self.state is not None

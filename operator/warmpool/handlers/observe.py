@@ -34,5 +34,7 @@ async def pending_pod_index(body: kopf.Body, **_: Any) -> dict[str, str] | None:
 
 
 @kopf.on.probe(id="indexes")
-async def index_sizes(node_index: kopf.Index[str, NodeFacts], pod_index: kopf.Index[str, PodFacts], **_: Any) -> dict[str, int]:
+async def index_sizes(
+    node_index: kopf.Index[str, NodeFacts], pod_index: kopf.Index[str, PodFacts], **_: Any
+) -> dict[str, int]:
     return {"nodes": len(node_index), "pods": sum(len(v) for v in pod_index.values())}

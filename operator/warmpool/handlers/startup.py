@@ -33,3 +33,11 @@ async def configure_kopf(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
 
     memo.settings = current_settings()
     memo.start_log = StartLog()
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    from warmpool.handlers import current_settings
+    from warmpool.kubeclient import connection_info, load_configuration
+
+    return connection_info(load_configuration(current_settings()))

@@ -60,9 +60,7 @@ def node_facts(body: Mapping[str, Any]) -> NodeFacts | None:
     status = body.get("status") or {}
     provider_id: str = spec.get("providerID") or ""
     instance_id = provider_id.rsplit("/", 1)[-1] if provider_id.startswith("aws://") else ""
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-    )
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     try:
         allocatable_pods = int((status.get("allocatable") or {}).get("pods", 0))
     except (TypeError, ValueError):
@@ -94,9 +92,7 @@ def _uses_branch_eni(body: Mapping[str, Any]) -> bool:
         return True
     for container in (body.get("spec") or {}).get("containers") or []:
         resources = container.get("resources") or {}
-        if POD_ENI_RESOURCE in (resources.get("limits") or {}) or POD_ENI_RESOURCE in (
-            resources.get("requests") or {}
-        ):
+        if POD_ENI_RESOURCE in (resources.get("limits") or {}) or POD_ENI_RESOURCE in (resources.get("requests") or {}):
             return True
     return False
 

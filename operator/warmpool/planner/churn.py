@@ -1,13 +1,14 @@
 """Turn the pod start times seen in successive snapshots into burst and pod-density history.
 
-Counting rule (what "once per window" means here). Time is cut into epochs of one burst window each, aligned to
-multiples of the window length: epoch k is [k*W, (k+1)*W). Every sliding window [s, s+W) is attributed to the
-epoch its start s falls in, and since the busiest window can always be taken to start at a pod start, a node's
-sample for epoch k is the largest number of starts in [s, s+W) over its starts s inside epoch k. Epoch k is read
-once, when its last window has closed and late observations had time to arrive (now >= (k+2)*W + settle), then a
-cursor moves past it. So a start time seen again in the next snapshot can never be counted for the same epoch
-twice, and a restart from a checkpoint resumes at the cursor. Epochs with no start on a node give no sample:
-quiet windows need no warm pool, and counting them would let idle nights dilute the quantile to zero.
+Counting rule (what "once per window" means here). Time is cut into epochs of one burst window each, aligned
+to multiples of the window length: epoch k is [k*W, (k+1)*W). Every sliding window [s, s+W) is attributed to
+the epoch its start s falls in, and since the busiest window can always be taken to start at a pod start, a
+node's sample for epoch k is the largest number of starts in [s, s+W) over its starts s inside epoch k. Epoch
+k is read once, when its last window has closed and late observations had time to arrive (now >= (k+2)*W +
+settle), then a cursor moves past it. So a start time seen again in the next snapshot can never be counted for
+the same epoch twice, and a restart from a checkpoint resumes at the cursor. Epochs with no start on a node
+give no sample: quiet windows need no warm pool, and counting them would let idle nights dilute the quantile
+to zero.
 
 Pod density (pods holding a VPC IP per node) is a state, not an event: each ready node gives one sample per
 epoch in which the tracker is called.
@@ -77,7 +78,7 @@ def _epoch_of(t: float, window: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class QuietConfig:
-    """When the cluster counts as "not quiet" (a scaling event or a churn spike). Defaults are conservative."""
+    """When the cluster is "not quiet": a scaling event or a churn spike. Defaults are conservative."""
 
     node_rise_lookback: float = 300.0  # seconds of node-count history to look at
     node_rise_abs: int = 3  # the node count rose by at least this many ...
@@ -105,7 +106,7 @@ class ChurnStats:
 
 
 class ChurnTracker:
-    """Feeds snapshots into the two histograms and watches for scaling events. Time comes from the snapshot."""
+    """Feeds snapshots into the two histograms and watches for scaling events; time is the snapshot's."""
 
     def __init__(self, churn: Churn, quiet: QuietConfig | None = None, settle: float = 10.0) -> None:
         self.window = parse_duration(churn.burst_window)
@@ -124,8 +125,9 @@ class ChurnTracker:
     # ----- feeding -----
 
     def observe(self, snapshot: ClusterSnapshot, complete_since: float | None = None) -> None:
-        """Take in one snapshot. `complete_since`, when given, is the oldest time from which the snapshot's start
-        times are complete (the observe layer's look-back); epochs before it are skipped, not undercounted."""
+        """Take in one snapshot. `complete_since`, when given, is the oldest time from which the snapshot's
+        start times are complete (the observe layer's look-back); epochs before it are skipped rather than
+        undercounted."""
         now = snapshot.now
         w = self.window
         if self.started_at is None:
@@ -237,8 +239,8 @@ class ChurnTracker:
     def from_checkpoint(
         cls, data: dict[str, Any], churn: Churn, quiet: QuietConfig | None = None, settle: float = 10.0
     ) -> ChurnTracker:
-        """Resume from a checkpoint. If the policy's window changed, the epoch cursors no longer mean the same
-        times, so they are converted through time; a changed half-life applies to samples added from now on."""
+        """Resume from a checkpoint. If the policy's window changed, the epoch cursors are converted through
+        time; a changed half-life applies to samples added from now on."""
         if data.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"unsupported churn checkpoint version {data.get('version')!r}")
         tracker = cls(churn, quiet, settle)

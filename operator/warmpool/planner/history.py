@@ -2,13 +2,14 @@
 
 Why integer buckets rather than the VPA's exponential ones: the VPA buckets CPU and memory, which span many
 orders of magnitude. We bucket pod starts per node per window and pods per node, which are small integers
-bounded by max pods (737 on the largest instance types). One bucket per integer is exact (a quantile is a count
-of pods, with no bucketing error to round away), and stored sparsely it costs one entry per distinct value seen.
+bounded by max pods (737 on the largest instance types). One bucket per integer is exact (a quantile is a
+count of pods, with no bucketing error to round away), and stored sparsely it costs one entry per distinct
+value seen.
 
 Decay: a sample added at time t weighs `weight * 2 ** ((t - reference) / half_life)`, so newer samples weigh
-more and older ones fade with the half-life, without touching stored weights on every add. Weights grow as time
-moves away from the reference; when the exponent passes `MAX_DECAY_EXPONENT` the reference moves forward and
-all weights are rescaled, which keeps floats far from overflow (the VPA does the same). Time is always an
+more and older ones fade with the half-life, without touching stored weights on every add. Weights grow as
+time moves away from the reference; when the exponent passes `MAX_DECAY_EXPONENT` the reference moves forward
+and all weights are rescaled, which keeps floats far from overflow (the VPA does the same). Time is always an
 argument, never read from a clock.
 """
 
@@ -43,13 +44,11 @@ class DecayingHistogram:
         if not isinstance(other, DecayingHistogram):
             return NotImplemented
         return (
-            self.half_life == other.half_life
-            and self.reference == other.reference
-            and self._buckets == other._buckets
+            self.half_life == other.half_life and self.reference == other.reference and self._buckets == other._buckets
         )
 
     def __repr__(self) -> str:
-        return f"DecayingHistogram(half_life={self.half_life}, reference={self.reference}, n={len(self._buckets)})"
+        return f"DecayingHistogram({self.half_life}, {self.reference}, buckets={len(self._buckets)})"
 
     @property
     def empty(self) -> bool:
@@ -76,7 +75,8 @@ class DecayingHistogram:
 
     def total_weight(self, at: float) -> float:
         """The summed weight of all samples as seen at time `at` (a unit sample added at `at` weighs 1)."""
-        return math.fsum(self._buckets.values()) * 2.0 ** ((self.reference - at) / self.half_life)
+        decay: float = 2.0 ** ((self.reference - at) / self.half_life)
+        return math.fsum(self._buckets.values()) * decay
 
     @property
     def max(self) -> int:
@@ -84,7 +84,7 @@ class DecayingHistogram:
         return max(self._buckets, default=0)
 
     def quantile(self, q: float) -> int:
-        """The smallest value v such that samples <= v hold at least a share q of the weight (0 when empty)."""
+        """The smallest value v such that samples <= v hold a share q of the weight (0 when empty)."""
         if not 0.0 <= q <= 1.0:
             raise ValueError("q must be in [0, 1]")
         if not self._buckets:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from warmpool.api.v1alpha1 import ConditionType, Mode, Variable, WarmPoolPolicySpec
 from warmpool.ipamd.limits import HOST_NETWORK_PODS, IPS_PER_PREFIX, InstanceLimits, IpMode
@@ -62,7 +62,6 @@ class Recommendation:
     nodes: int = 0
     pods: int = 0
     smallest_instance_type: str | None = None
-    notes: tuple[str, ...] = field(default=())
 
     def condition(self, kind: ConditionType) -> PlanCondition | None:
         return next((c for c in self.conditions if c.type == kind), None)
@@ -141,16 +140,14 @@ def plan(
             f"{stats.pods_per_node} IPs: a typical node runs {stats.pods_per_node} pods, "
             "so new nodes boot with them allocated",
         ),
+        # WARM_ENI_TARGET only applies in secondary-IP mode, so eni_ips is in IPs there.
         Variable.WARM_ENI_TARGET: (
-            math.ceil(need / smallest.ips_per_eni(IpMode.SECONDARY)),
-            f"{math.ceil(need / smallest.ips_per_eni(IpMode.SECONDARY))} ENIs of "
-            f"{smallest.ips_per_eni(IpMode.SECONDARY)} IPs ({smallest.instance_type}) hold {need} IPs "
-            f"covering {burst_text}",
+            enis := math.ceil(need / eni_ips),
+            f"{enis} ENIs of {eni_ips} IPs ({smallest.instance_type}) hold {need} IPs covering {burst_text}",
         ),
         Variable.WARM_PREFIX_TARGET: (
-            math.ceil(need / IPS_PER_PREFIX),
-            f"{math.ceil(need / IPS_PER_PREFIX)} prefixes of {IPS_PER_PREFIX} IPs hold {need} IPs covering "
-            f"{burst_text}",
+            prefixes := math.ceil(need / IPS_PER_PREFIX),
+            f"{prefixes} prefixes of {IPS_PER_PREFIX} IPs hold {need} IPs covering {burst_text}",
         ),
     }
     caps: dict[Variable, tuple[int, str]] = {
@@ -202,16 +199,15 @@ def plan(
             parts.append(f"{unplaced} nodes with no known subnet")
         degraded.append(("SubnetsUnknown", "; ".join(parts) + ": their budget is not enforced"))
 
-    if mode is IpMode.SECONDARY and Variable.WARM_ENI_TARGET in values and Variable.WARM_IP_TARGET not in values:
-        effective = current.with_values(values)
-        if effective.ip_targets_set:
-            degraded.append(
-                (
-                    "Overridden",
-                    "WARM_ENI_TARGET has no effect while WARM_IP_TARGET or MINIMUM_IP_TARGET is set on the "
-                    "DaemonSet",
-                )
+    whole_units = [v for v in (Variable.WARM_ENI_TARGET, Variable.WARM_PREFIX_TARGET) if v in values]
+    if whole_units and Variable.WARM_IP_TARGET not in values and current.with_values(values).ip_targets_set:
+        degraded.append(
+            (
+                "Overridden",
+                f"{whole_units[0].value} has no effect while WARM_IP_TARGET or MINIMUM_IP_TARGET is set "
+                "on the DaemonSet",
             )
+        )
 
     return Recommendation(
         mode=mode,
@@ -285,8 +281,8 @@ def _fit_subnets(
     floors: dict[Variable, int],
     current: Targets,
 ) -> tuple[tuple[SubnetBudget, ...], list[str] | None]:
-    """Lower values until every subnet's spare IPs fit its budget. Returns the budgets and, when any subnet was
-    over, the pressure messages (None when all fit at the recommended values)."""
+    """Lower values until every subnet's spare IPs fit its budget. Returns the budgets and, when any subnet
+    was over, the pressure messages (None when all fit at the recommended values)."""
     # Group nodes by what decides their spare IPs, so each evaluation costs one step per distinct group.
     groups: Counter[tuple[str, int, tuple[str, ...]]] = Counter()
     node_count: Counter[str] = Counter()
@@ -320,7 +316,7 @@ def _fit_subnets(
         for v in order:
             if v not in values or fits(values):
                 continue
-            best = _largest_fitting(floors[v], values[v], lambda x, v=v: fits({**values, v: x}))
+            best = _largest_fitting(floors[v], values[v], _with(fits, values, v))
             lowered = best if best is not None else floors[v]
             if lowered < values[v]:
                 reasons[v].append(f"lowered to {lowered} to fit the free IPs of subnets {', '.join(over_before)}")
@@ -350,6 +346,12 @@ def _fit_subnets(
     return budgets, messages
 
 
+def _with(
+    fits: Callable[[Mapping[Variable, int]], bool], values: Mapping[Variable, int], v: Variable
+) -> Callable[[int], bool]:
+    return lambda x: fits({**values, v: x})
+
+
 def _largest_fitting(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
     """The largest x in [lo, hi] with ok(x), for ok monotone (true up to some point); None if none."""
     if not ok(lo):
@@ -372,9 +374,7 @@ def _conditions(degraded: list[tuple[str, str]], pressure: list[str] | None) -> 
     if pressure:
         out.append(PlanCondition(ConditionType.SUBNET_PRESSURE, True, "SubnetBudgetExceeded", "; ".join(pressure)))
     else:
-        out.append(
-            PlanCondition(ConditionType.SUBNET_PRESSURE, False, "WithinBudget", "warm pools fit every subnet")
-        )
+        out.append(PlanCondition(ConditionType.SUBNET_PRESSURE, False, "WithinBudget", "warm pools fit every subnet"))
     return tuple(out)
 
 

@@ -1,0 +1,115 @@
+"""Whether a recommendation is worth a rollout now. Pure: every input, the time included, is an argument.
+
+Every env change restarts aws-node on every node, so the checks run from the most basic to the most specific
+and the first that holds gives the reason (one label value per decision for metrics):
+paused -> no_change -> dead_band -> rollout_in_progress -> cooldown -> not_quiet -> dry_run -> apply.
+dry_run comes last on purpose: it then means "would have applied now", which is what a dry run should report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from warmpool.api.v1alpha1 import Rollout, Variable, parse_duration, summarize
+
+
+class GuardReason(StrEnum):
+    APPLY = "apply"
+    PAUSED = "paused"
+    NO_CHANGE = "no_change"
+    DEAD_BAND = "dead_band"
+    ROLLOUT_IN_PROGRESS = "rollout_in_progress"
+    COOLDOWN = "cooldown"
+    NOT_QUIET = "not_quiet"
+    DRY_RUN = "dry_run"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    apply: bool
+    values: dict[Variable, int]  # what would be written: every recommended (managed) variable, or nothing
+    reason: GuardReason
+    message: str
+
+
+def current_values(env: Mapping[str, str], managed: Iterable[Variable]) -> dict[Variable, int]:
+    """The managed variables as the DaemonSet sets them. Absent or invalid entries (ipamd would use its
+    default) are left out, so `decide` sees them as unset and writes them."""
+    out: dict[Variable, int] = {}
+    for v in managed:
+        try:
+            value = int(env.get(v.value, "").strip())
+        except ValueError:
+            continue
+        if value >= 0:
+            out[v] = value
+    return out
+
+
+def beyond_dead_band(new: int, old: int | None, rollout: Rollout) -> bool:
+    """A change is worth a rollout when it reaches both the absolute and the relative band. An unset value is
+    always worth writing: ipamd would otherwise run on its defaults."""
+    if old is None:
+        return True
+    delta = abs(new - old)
+    return delta > 0 and delta >= rollout.dead_band and delta >= rollout.dead_band_ratio * abs(old)
+
+
+def decide(
+    recommended: Mapping[Variable, int],
+    current: Mapping[Variable, int],
+    rollout: Rollout,
+    *,
+    now: float,
+    last_applied_time: float | None,
+    quiet_since: float | None,
+    dry_run: bool = False,
+    paused: bool = False,
+    rollout_in_progress: bool = False,
+    urgent: bool = False,
+) -> Decision:
+    """`current` holds the managed variables as set on the DaemonSet (absent = unset; see `current_values`).
+    `quiet_since` is when churn last became low (None while it is high). `urgent` (the plan reports subnet
+    pressure) lets a change that only lowers values skip the dead band and the cooldown, never the other
+    guards: running a subnet dry blocks pods cluster-wide, while a rollout mid-burst hurts as much as ever."""
+    values = dict(recommended)
+    changed = {v: n for v, n in values.items() if current.get(v) != n}
+    relief = urgent and all(v in current and n < current[v] for v, n in changed.items())
+
+    def hold(reason: GuardReason, message: str) -> Decision:
+        return Decision(False, values if reason is GuardReason.DRY_RUN else {}, reason, message)
+
+    if paused:
+        return hold(GuardReason.PAUSED, "the policy is paused")
+    if not changed:
+        return hold(GuardReason.NO_CHANGE, "the DaemonSet already has the recommended values")
+    worth = [v for v, n in changed.items() if beyond_dead_band(n, current.get(v), rollout)]
+    if not worth and not relief:
+        return hold(
+            GuardReason.DEAD_BAND,
+            f"changes to {summarize(changed)} are within the dead band "
+            f"({rollout.dead_band} or {rollout.dead_band_ratio:.0%})",
+        )
+    if rollout_in_progress:
+        return hold(GuardReason.ROLLOUT_IN_PROGRESS, "an aws-node rollout is still in progress")
+    cooldown = parse_duration(rollout.cooldown)
+    if last_applied_time is not None and now - last_applied_time < cooldown and not relief:
+        return hold(
+            GuardReason.COOLDOWN,
+            f"last change {now - last_applied_time:.0f}s ago, cooldown {rollout.cooldown}",
+        )
+    quiet_period = parse_duration(rollout.quiet_period)
+    if quiet_since is None:
+        return hold(GuardReason.NOT_QUIET, "churn is high now")
+    if now - quiet_since < quiet_period:
+        return hold(
+            GuardReason.NOT_QUIET,
+            f"churn has been low for {now - quiet_since:.0f}s, quiet period {rollout.quiet_period}",
+        )
+    # Once one variable moves beyond the band, all managed ones are written, so the DaemonSet lands on one
+    # coherent recommendation rather than a mix of old and new values.
+    if dry_run:
+        return hold(GuardReason.DRY_RUN, f"dry run: would write {summarize(values)}")
+    return Decision(True, values, GuardReason.APPLY, f"write {summarize(values)}")

@@ -1,0 +1,184 @@
+"""The rollout guards: one row per reason, and the order in which they apply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from warmpool.api.v1alpha1 import Rollout, Variable
+from warmpool.planner.guards import GuardReason, beyond_dead_band, current_values, decide
+
+IP = Variable.WARM_IP_TARGET
+MIN = Variable.MINIMUM_IP_TARGET
+
+ROLLOUT = Rollout(cooldown="6h", dead_band=2, dead_band_ratio=0.2, quiet_period="10m")
+NOW = 100_000.0
+LONG_AGO = NOW - 7 * 3600
+CALM: dict[str, Any] = {"last_applied_time": LONG_AGO, "quiet_since": NOW - 3600}
+
+
+def run(recommended: dict[Variable, int], current: dict[Variable, int], **kw: Any) -> tuple[bool, GuardReason]:
+    args = {**CALM, **kw}
+    d = decide(recommended, current, ROLLOUT, now=NOW, **args)
+    return d.apply, d.reason
+
+
+@pytest.mark.parametrize(
+    ("recommended", "current", "kw", "expected"),
+    [
+        ({IP: 8, MIN: 20}, {IP: 3, MIN: 20}, {}, (True, GuardReason.APPLY)),
+        ({IP: 8, MIN: 20}, {IP: 3, MIN: 20}, {"paused": True}, (False, GuardReason.PAUSED)),
+        ({IP: 8, MIN: 20}, {IP: 8, MIN: 20}, {}, (False, GuardReason.NO_CHANGE)),
+        ({}, {IP: 8}, {}, (False, GuardReason.NO_CHANGE)),
+        # |8 - 7| = 1 < deadBand 2
+        ({IP: 8, MIN: 20}, {IP: 7, MIN: 20}, {}, (False, GuardReason.DEAD_BAND)),
+        # |24 - 20| = 4 reaches both deadBand 2 and 20% of 20
+        ({IP: 8, MIN: 24}, {IP: 8, MIN: 20}, {}, (True, GuardReason.APPLY)),
+        # |23 - 20| = 3 >= 2 but < 4 (20% of 20)
+        ({IP: 8, MIN: 23}, {IP: 8, MIN: 20}, {}, (False, GuardReason.DEAD_BAND)),
+        # An unset variable is always worth writing.
+        ({IP: 8, MIN: 20}, {IP: 8}, {}, (True, GuardReason.APPLY)),
+        ({IP: 8}, {IP: 3}, {"rollout_in_progress": True}, (False, GuardReason.ROLLOUT_IN_PROGRESS)),
+        ({IP: 8}, {IP: 3}, {"last_applied_time": NOW - 3600}, (False, GuardReason.COOLDOWN)),
+        ({IP: 8}, {IP: 3}, {"last_applied_time": NOW - 6 * 3600}, (True, GuardReason.APPLY)),
+        ({IP: 8}, {IP: 3}, {"last_applied_time": None}, (True, GuardReason.APPLY)),
+        ({IP: 8}, {IP: 3}, {"quiet_since": None}, (False, GuardReason.NOT_QUIET)),
+        ({IP: 8}, {IP: 3}, {"quiet_since": NOW - 599}, (False, GuardReason.NOT_QUIET)),
+        ({IP: 8}, {IP: 3}, {"quiet_since": NOW - 600}, (True, GuardReason.APPLY)),
+        ({IP: 8}, {IP: 3}, {"dry_run": True}, (False, GuardReason.DRY_RUN)),
+        # Order: paused beats everything; no_change and dead_band come before the time-based guards.
+        ({IP: 8}, {IP: 8}, {"paused": True, "rollout_in_progress": True}, (False, GuardReason.PAUSED)),
+        ({IP: 8}, {IP: 7}, {"last_applied_time": NOW, "quiet_since": None}, (False, GuardReason.DEAD_BAND)),
+        (
+            {IP: 8},
+            {IP: 3},
+            {"rollout_in_progress": True, "last_applied_time": NOW},
+            (False, "rollout_in_progress"),
+        ),
+        ({IP: 8}, {IP: 3}, {"last_applied_time": NOW, "quiet_since": None}, (False, GuardReason.COOLDOWN)),
+        ({IP: 8}, {IP: 3}, {"quiet_since": None, "dry_run": True}, (False, GuardReason.NOT_QUIET)),
+        # Subnet pressure (urgent) lets a decrease skip the dead band and the cooldown, nothing else.
+        ({IP: 6}, {IP: 7}, {"urgent": True, "last_applied_time": NOW}, (True, GuardReason.APPLY)),
+        ({IP: 6}, {IP: 7}, {"urgent": True, "quiet_since": None}, (False, GuardReason.NOT_QUIET)),
+        (
+            {IP: 6},
+            {IP: 7},
+            {"urgent": True, "rollout_in_progress": True},
+            (False, GuardReason.ROLLOUT_IN_PROGRESS),
+        ),
+        ({IP: 6}, {IP: 7}, {"urgent": True, "paused": True}, (False, GuardReason.PAUSED)),
+        # ... but not an increase, nor the first write of an unset value.
+        ({IP: 8}, {IP: 7}, {"urgent": True}, (False, GuardReason.DEAD_BAND)),
+        (
+            {IP: 9, MIN: 5},
+            {IP: 7, MIN: 9},
+            {"urgent": True, "last_applied_time": NOW},
+            (False, GuardReason.COOLDOWN),
+        ),
+        ({IP: 6, MIN: 5}, {IP: 7}, {"urgent": True, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
+    ],
+)
+def test_decide(
+    recommended: dict[Variable, int],
+    current: dict[Variable, int],
+    kw: dict[str, Any],
+    expected: tuple[bool, str],
+) -> None:
+    assert run(recommended, current, **kw) == expected
+
+
+def test_one_change_beyond_the_band_writes_every_managed_value() -> None:
+    d = decide({IP: 8, MIN: 21}, {IP: 3, MIN: 20}, ROLLOUT, now=NOW, **CALM)
+    assert d.apply
+    assert d.values == {IP: 8, MIN: 21}
+    assert "WARM_IP_TARGET=8,MINIMUM_IP_TARGET=21" in d.message
+
+
+def test_dry_run_reports_what_it_would_write() -> None:
+    d = decide({IP: 8}, {IP: 3}, ROLLOUT, now=NOW, dry_run=True, **CALM)
+    assert not d.apply
+    assert d.values == {IP: 8}
+    assert "would write WARM_IP_TARGET=8" in d.message
+
+
+@pytest.mark.parametrize("kw", [{"paused": True}, {"quiet_since": None}, {"last_applied_time": NOW}])
+def test_held_decisions_write_nothing(kw: dict[str, Any]) -> None:
+    d = decide({IP: 8}, {IP: 3}, ROLLOUT, now=NOW, **{**CALM, **kw})
+    assert not d.apply
+    assert d.values == {}
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "band", "ratio", "expected"),
+    [
+        (5, None, 2, 0.2, True),
+        (5, 5, 0, 0.0, False),
+        (6, 5, 0, 0.0, True),
+        (4, 5, 2, 0.0, False),
+        (3, 5, 2, 0.0, True),  # decreases count the same as increases
+        (60, 50, 2, 0.2, True),
+        (59, 50, 2, 0.2, False),
+        (1, 0, 2, 0.2, False),
+        (2, 0, 2, 0.2, True),
+    ],
+)
+def test_dead_band(new: int, old: int | None, band: int, ratio: float, expected: bool) -> None:
+    assert beyond_dead_band(new, old, Rollout(dead_band=band, dead_band_ratio=ratio)) is expected
+
+
+@given(
+    st.dictionaries(st.sampled_from([IP, MIN]), st.integers(0, 200), min_size=1),
+    st.dictionaries(st.sampled_from([IP, MIN]), st.integers(0, 200)),
+    st.floats(0, 10 * 3600),
+    st.one_of(st.none(), st.floats(0, 3600)),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+def test_apply_only_when_every_guard_passes(
+    recommended: dict[Variable, int],
+    current: dict[Variable, int],
+    since_applied: float,
+    quiet_for: float | None,
+    dry_run: bool,
+    paused: bool,
+    in_progress: bool,
+) -> None:
+    d = decide(
+        recommended,
+        current,
+        ROLLOUT,
+        now=NOW,
+        last_applied_time=NOW - since_applied,
+        quiet_since=None if quiet_for is None else NOW - quiet_for,
+        dry_run=dry_run,
+        paused=paused,
+        rollout_in_progress=in_progress,
+    )
+    worth = any(beyond_dead_band(n, current.get(v), ROLLOUT) for v, n in recommended.items())
+    expected = (
+        worth
+        and not (dry_run or paused or in_progress)
+        and since_applied >= 6 * 3600
+        and quiet_for is not None
+        and quiet_for >= 600
+    )
+    assert d.apply is expected
+    assert (d.reason is GuardReason.APPLY) is expected
+    if d.apply:
+        assert d.values == recommended
+
+
+def test_current_values_reads_only_valid_managed_entries() -> None:
+    env = {
+        "WARM_IP_TARGET": " 5",
+        "MINIMUM_IP_TARGET": "abc",
+        "WARM_ENI_TARGET": "1",
+        "WARM_PREFIX_TARGET": "-1",
+    }
+    assert current_values(env, [IP, MIN, Variable.WARM_PREFIX_TARGET]) == {IP: 5}
+    # an invalid entry counts as unset, so it is rewritten even inside the dead band
+    assert run({IP: 5, MIN: 20}, current_values(env, [IP, MIN])) == (True, GuardReason.APPLY)

@@ -1,0 +1,361 @@
+"""The planner's rules, one table row or test each."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from warmpool.api.v1alpha1 import ConditionType, Mode, Variable, WarmPoolPolicySpec
+from warmpool.ipamd.limits import InstanceLimits, IpMode
+from warmpool.planner.budget import Targets, held_ips, targets_from_env
+from warmpool.planner.churn import ChurnStats
+from warmpool.planner.plan import Recommendation, effective_mode, plan
+from warmpool.snapshot import ClusterSnapshot, NodeInfo, SubnetInfo
+
+IP = Variable.WARM_IP_TARGET
+MIN = Variable.MINIMUM_IP_TARGET
+ENI = Variable.WARM_ENI_TARGET
+PFX = Variable.WARM_PREFIX_TARGET
+
+LIMITS = {
+    lim.instance_type: lim
+    for lim in (
+        InstanceLimits("t3.small", 3, 4, vcpus=2),
+        InstanceLimits("t3.medium", 3, 6, vcpus=2),
+        InstanceLimits("m5.large", 3, 10, vcpus=2),
+        InstanceLimits("m5.xlarge", 4, 15, vcpus=4),
+        InstanceLimits("m5.4xlarge", 8, 30, vcpus=16),
+        InstanceLimits("m4.large", 2, 10, hypervisor="xen", vcpus=2),
+    )
+}
+BIG_SUBNET = {"subnet-a": SubnetInfo("subnet-a", "eu-west-1a", 100_000)}
+
+
+def spec(**kw: Any) -> WarmPoolPolicySpec:
+    manage = kw.pop("manage", None)
+    if manage is not None:
+        kw["manage"] = [m if isinstance(m, dict) else {"name": m} for m in manage]
+    return WarmPoolPolicySpec.model_validate(kw)
+
+
+def stats(covered: int = 0, pods_per_node: int = 0, quantile: float = 0.95) -> ChurnStats:
+    return ChurnStats(
+        window=30.0,
+        quantile=quantile,
+        covered_burst=covered,
+        max_burst=covered,
+        burst_samples=100.0,
+        pods_per_node=pods_per_node,
+        density_samples=100.0,
+        current_burst=0,
+        quiet=True,
+        quiet_since=0.0,
+    )
+
+
+def cluster(*types: str, pods: int = 0, subnet: str = "subnet-a") -> ClusterSnapshot:
+    nodes = tuple(
+        NodeInfo(name=f"n{i}", instance_type=t, subnet_ids=(subnet,), ip_pods=pods) for i, t in enumerate(types)
+    )
+    return ClusterSnapshot(now=1000.0, nodes=nodes)
+
+
+def run(
+    policy: WarmPoolPolicySpec,
+    st: ChurnStats,
+    snapshot: ClusterSnapshot | None = None,
+    env: Mapping[str, str] | None = None,
+    subnets: Mapping[str, SubnetInfo] | None = None,
+) -> Recommendation:
+    return plan(
+        policy,
+        snapshot or cluster("m5.large"),
+        LIMITS,
+        BIG_SUBNET if subnets is None else subnets,
+        env or {},
+        st,
+    )
+
+
+# ----- values -----
+
+
+@pytest.mark.parametrize(
+    ("policy", "st", "types", "env", "expected"),
+    [
+        # Secondary IP, default manage: WARM_IP = covered burst + headroomIPs (1); MIN = typical density.
+        (spec(), stats(7, 20), ["m5.large"], {}, {IP: 8, MIN: 20}),
+        # headroomRatio: 10 + 1 + ceil(0.2 * 10) = 13, within m5.xlarge's 14 IPs per ENI.
+        (spec(churn={"headroomRatio": 0.2}), stats(10, 5), ["m5.xlarge"], {}, {IP: 13, MIN: 5}),
+        # WARM_IP never above one ENI of the smallest type in scope (#1872): t3.medium has 5 usable IPs.
+        (spec(), stats(20, 10), ["m5.large", "t3.medium"], {}, {IP: 5, MIN: 10}),
+        # MINIMUM_IP never above the pod IPs of the smallest type: t3.small holds 9.
+        (spec(), stats(1, 30), ["t3.small", "m5.large"], {}, {IP: 2, MIN: 9}),
+        # WARM_ENI alone: ceil((10 + 1) / 9 usable IPs per m5.large ENI) = 2.
+        (spec(mode="SecondaryIP", manage=["WARM_ENI_TARGET"]), stats(10), ["m5.large"], {}, {ENI: 2}),
+        # ... sized on the smallest type's ENI: ceil(11 / 3) = 4, capped at t3.small's 3 ENIs.
+        (spec(mode="SecondaryIP", manage=["WARM_ENI_TARGET"]), stats(10), ["t3.small"], {}, {ENI: 3}),
+        # Prefix: ceil((20 + 1) / 16) = 2 prefixes.
+        (spec(mode="Prefix", manage=["WARM_PREFIX_TARGET"]), stats(20), ["m5.large"], {}, {PFX: 2}),
+        # Prefix, capped at one ENI's slots of the smallest type (t3.small: 3).
+        (spec(mode="Prefix", manage=["WARM_PREFIX_TARGET"]), stats(100), ["t3.small"], {}, {PFX: 3}),
+        # Prefix with IP targets: one ENI of prefixes on m5.large is 144 IPs, max pods 110 -> 108 pod IPs.
+        (spec(mode="Prefix"), stats(30, 40), ["m5.large"], {}, {IP: 31, MIN: 40}),
+        (spec(mode="Prefix"), stats(200, 200), ["m5.large"], {}, {IP: 108, MIN: 108}),
+        # Auto follows ENABLE_PREFIX_DELEGATION: the same burst allows more in prefix mode.
+        (spec(), stats(30, 5), ["m5.large"], {"ENABLE_PREFIX_DELEGATION": "true"}, {IP: 31, MIN: 5}),
+        (spec(), stats(30, 5), ["m5.large"], {"ENABLE_PREFIX_DELEGATION": "false"}, {IP: 9, MIN: 5}),
+    ],
+)
+def test_values(
+    policy: WarmPoolPolicySpec,
+    st: ChurnStats,
+    types: list[str],
+    env: dict[str, str],
+    expected: dict[Variable, int],
+) -> None:
+    rec = run(policy, st, cluster(*types), env)
+    assert rec.values == expected
+    assert set(rec.reasons) == set(expected)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "st", "expected", "why"),
+    [
+        ({"name": "WARM_IP_TARGET", "max": 5}, stats(7), 5, "policy maximum 5"),
+        ({"name": "WARM_IP_TARGET", "min": 6}, stats(0), 6, "policy minimum 6"),
+        # The policy's min loses to what the smallest instance can hold: m5.large has 9 IPs per ENI.
+        ({"name": "WARM_IP_TARGET", "min": 20}, stats(0), 9, "capped at 9"),
+    ],
+)
+def test_policy_bounds(bounds: dict[str, Any], st: ChurnStats, expected: int, why: str) -> None:
+    rec = run(spec(manage=[bounds, "MINIMUM_IP_TARGET"]), st)
+    assert rec.values[IP] == expected
+    assert why in rec.reasons[IP]
+
+
+def test_minimum_bounds() -> None:
+    rec = run(spec(manage=["WARM_IP_TARGET", {"name": "MINIMUM_IP_TARGET", "min": 4, "max": 12}]), stats(1, 20))
+    assert rec.values[MIN] == 12
+    rec = run(spec(manage=["WARM_IP_TARGET", {"name": "MINIMUM_IP_TARGET", "min": 4, "max": 12}]), stats(1, 0))
+    assert rec.values[MIN] == 4
+
+
+def test_reasons_carry_the_numbers() -> None:
+    rec = run(spec(), stats(7, 20))
+    assert "8 IPs cover the p95 burst of 7 pod starts per node in 30s plus 1 headroom" in rec.reasons[IP]
+    assert "20 pods" in rec.reasons[MIN]
+    rec = run(spec(), stats(20, 10), cluster("m5.large", "t3.medium"))
+    assert "#1872" in rec.reasons[IP]
+    assert "t3.medium" in rec.reasons[IP]
+
+
+# ----- safety -----
+
+
+def test_never_minimum_with_warm_ip_zero() -> None:
+    policy = spec(manage=[{"name": "WARM_IP_TARGET", "min": 0}, "MINIMUM_IP_TARGET"], churn={"headroomIPs": 0})
+    rec = run(policy, stats(0, 12))
+    assert rec.values == {IP: 1, MIN: 12}
+    assert "freezes nodes" in rec.reasons[IP]
+
+
+def test_warm_ip_zero_never_hands_control_back() -> None:
+    policy = spec(manage=[{"name": "WARM_IP_TARGET", "min": 0}], churn={"headroomIPs": 0})
+    assert run(policy, stats(0, 0)).values == {IP: 1}
+
+
+@pytest.mark.parametrize(
+    ("manage", "env", "expected"),
+    [
+        (["WARM_PREFIX_TARGET"], {}, {PFX: 1}),
+        # An unmanaged target already non-zero on the DaemonSet keeps aws-node starting.
+        ([{"name": "WARM_PREFIX_TARGET", "min": 0}], {"WARM_IP_TARGET": "5"}, {PFX: 0}),
+        ([{"name": "WARM_PREFIX_TARGET", "min": 0}], {"WARM_IP_TARGET": "0"}, {PFX: 1}),
+    ],
+)
+def test_prefix_mode_never_all_zero(manage: list[Any], env: dict[str, str], expected: dict[Variable, int]) -> None:
+    policy = spec(mode="Prefix", manage=manage, churn={"headroomIPs": 0})
+    rec = run(policy, stats(0), env=env)
+    assert rec.values == expected
+
+
+def test_whole_unit_target_overridden_by_ip_targets_on_the_daemonset() -> None:
+    policy = spec(mode="SecondaryIP", manage=["WARM_ENI_TARGET"])
+    rec = run(policy, stats(3), env={"MINIMUM_IP_TARGET": "10"})
+    degraded = rec.condition(ConditionType.DEGRADED)
+    assert degraded is not None
+    assert degraded.status
+    assert degraded.reason == "Overridden"
+
+
+# ----- conditions -----
+
+
+def test_variable_without_effect_in_the_mode_is_left_alone() -> None:
+    policy = spec(manage=["WARM_ENI_TARGET"])  # Auto
+    rec = run(policy, stats(3), env={"ENABLE_PREFIX_DELEGATION": "true"})
+    assert rec.mode is IpMode.PREFIX
+    assert rec.values == {}
+    degraded = rec.condition(ConditionType.DEGRADED)
+    assert degraded is not None
+    assert degraded.reason == "VariableIgnored"
+
+
+def test_unknown_limits_are_degraded_but_known_types_are_planned() -> None:
+    rec = run(spec(), stats(7, 20), cluster("m5.large", "x9.huge"))
+    degraded = rec.condition(ConditionType.DEGRADED)
+    assert degraded is not None
+    assert degraded.status
+    assert degraded.reason == "LimitsUnknown"
+    assert "x9.huge" in degraded.message
+    assert rec.values == {IP: 8, MIN: 20}
+
+
+@pytest.mark.parametrize("snapshot", [cluster("x9.huge"), ClusterSnapshot(now=0.0)])
+def test_nothing_to_plan(snapshot: ClusterSnapshot) -> None:
+    rec = run(spec(), stats(7, 20), snapshot)
+    assert rec.values == {}
+    degraded = rec.condition(ConditionType.DEGRADED)
+    assert degraded is not None
+    assert degraded.status
+
+
+def test_prefix_on_non_nitro_is_degraded() -> None:
+    rec = run(spec(mode="Prefix"), stats(3), cluster("m4.large"))
+    degraded = rec.condition(ConditionType.DEGRADED)
+    assert degraded is not None
+    assert degraded.reason == "PrefixOnNonNitro"
+
+
+def test_unknown_subnets_are_degraded() -> None:
+    rec = run(spec(), stats(3), cluster("m5.large", subnet="subnet-zz"))
+    degraded = rec.condition(ConditionType.DEGRADED)
+    assert degraded is not None
+    assert degraded.reason == "SubnetsUnknown"
+    assert "subnet-zz" in degraded.message
+
+
+def test_healthy_plan_reports_false_conditions() -> None:
+    rec = run(spec(), stats(3, 10))
+    assert [(c.type, c.status) for c in rec.conditions] == [
+        (ConditionType.DEGRADED, False),
+        (ConditionType.SUBNET_PRESSURE, False),
+    ]
+
+
+# ----- subnet budget -----
+
+
+def ten_nodes(free: int, pods: int = 10) -> tuple[ClusterSnapshot, dict[str, SubnetInfo]]:
+    snapshot = cluster(*["m5.large"] * 10, pods=pods, subnet="subnet-s")
+    other = NodeInfo(name="x", instance_type="m5.large", subnet_ids=("subnet-b",), ip_pods=0)
+    snapshot = ClusterSnapshot(now=snapshot.now, nodes=(*snapshot.nodes, other))
+    return snapshot, {
+        "subnet-s": SubnetInfo("subnet-s", "eu-west-1a", free),
+        "subnet-b": SubnetInfo("subnet-b", "eu-west-1b", 10_000),
+    }
+
+
+@pytest.mark.parametrize(
+    ("free", "expected", "still_over"),
+    [
+        # budget = 80% of free. 10 nodes x 10 pods at WARM_IP 8, MIN 20 hold 20 each: 100 spare in all.
+        (1000, {IP: 8, MIN: 20}, False),  # budget 800: fits
+        (100, {IP: 8, MIN: 18}, False),  # budget 80: MIN lowered first, 18 -> spare 8 each
+        (50, {IP: 4, MIN: 0}, False),  # budget 40: MIN to its floor, then WARM_IP 4 each
+        (5, {IP: 1, MIN: 0}, True),  # budget 4: even at the floors 10 nodes keep 1 spare each
+    ],
+)
+def test_subnet_budget(free: int, expected: dict[Variable, int], still_over: bool) -> None:
+    snapshot, subnets = ten_nodes(free)
+    rec = run(spec(), stats(7, 20), snapshot, subnets=subnets)
+    assert rec.values == expected
+    budget = {b.subnet_id: b for b in rec.subnets}
+    assert budget["subnet-s"].budget_ips == int(free * 0.8)
+    assert budget["subnet-s"].reserve_ips == free - int(free * 0.8)
+    assert budget["subnet-s"].nodes == 10
+    assert budget["subnet-b"].nodes == 1
+    assert (budget["subnet-s"].warm_ips_planned > budget["subnet-s"].budget_ips) is still_over
+    pressure = rec.condition(ConditionType.SUBNET_PRESSURE)
+    assert pressure is not None
+    if free == 1000:
+        assert not pressure.status
+    else:
+        assert pressure.status
+        assert "subnet-s" in pressure.message
+        assert "subnet-b" not in pressure.message
+        assert ("still over" in pressure.message) is still_over
+        lowered = [v for v in (IP, MIN) if expected[v] < {IP: 8, MIN: 20}[v]]
+        assert all("subnet-s" in rec.reasons[v] for v in lowered)
+
+
+def test_subnet_budget_respects_policy_minimum() -> None:
+    snapshot, subnets = ten_nodes(5)
+    policy = spec(manage=[{"name": "WARM_IP_TARGET", "min": 3}, {"name": "MINIMUM_IP_TARGET", "min": 15}])
+    rec = run(policy, stats(7, 20), snapshot, subnets=subnets)
+    assert rec.values == {IP: 3, MIN: 15}
+    assert rec.subnet_pressure
+
+
+def test_node_in_two_subnets_is_charged_to_both() -> None:
+    node = NodeInfo(name="n", instance_type="m5.large", subnet_ids=("subnet-a", "subnet-b"), ip_pods=0)
+    subnets = {s: SubnetInfo(s, "z", 1000) for s in ("subnet-a", "subnet-b")}
+    rec = run(spec(), stats(3, 0), ClusterSnapshot(now=0.0, nodes=(node,)), subnets=subnets)
+    assert [b.warm_ips_planned for b in rec.subnets] == [4, 4]
+
+
+# ----- the ipamd steady state the budget relies on (docs' worked examples) -----
+
+
+@pytest.mark.parametrize(
+    ("targets", "pods", "held"),
+    [
+        (Targets(warm_eni=1), 0, 3),
+        (Targets(warm_eni=1), 5, 9),
+        (Targets(warm_ip=1, minimum_ip=1), 5, 6),
+        (Targets(warm_ip=2, minimum_ip=5), 0, 5),
+        (Targets(warm_ip=2, minimum_ip=5), 5, 7),
+        (Targets(warm_eni=1), 9, 9),  # all 3 ENIs full: no more to hold
+    ],
+)
+def test_held_ips_secondary_t3_small(targets: Targets, pods: int, held: int) -> None:
+    assert held_ips(LIMITS["t3.small"], IpMode.SECONDARY, targets, pods) == held
+
+
+@pytest.mark.parametrize(("pods", "prefixes"), [(0, 1), (5, 2), (16, 2), (17, 3)])
+def test_held_ips_prefix_t3_small(pods: int, prefixes: int) -> None:
+    held = held_ips(LIMITS["t3.small"], IpMode.PREFIX, Targets(warm_eni=1, warm_prefix=1), pods)
+    assert held == prefixes * 16
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, Targets()),
+        ({"WARM_ENI_TARGET": "-1", "WARM_IP_TARGET": "x"}, Targets()),
+        ({"WARM_ENI_TARGET": "0", "WARM_IP_TARGET": " 3 ", "MINIMUM_IP_TARGET": "10"}, Targets(0, 3, 10, 0)),
+    ],
+)
+def test_targets_from_env(env: dict[str, str], expected: Targets) -> None:
+    assert targets_from_env(env) == expected
+
+
+@pytest.mark.parametrize(
+    ("mode", "env", "expected"),
+    [
+        (Mode.AUTO, {}, IpMode.SECONDARY),
+        (Mode.AUTO, {"ENABLE_PREFIX_DELEGATION": "True"}, IpMode.PREFIX),
+        (Mode.PREFIX, {}, IpMode.PREFIX),
+        (Mode.SECONDARY_IP, {"ENABLE_PREFIX_DELEGATION": "true"}, IpMode.SECONDARY),
+    ],
+)
+def test_effective_mode(mode: Mode, env: dict[str, str], expected: IpMode) -> None:
+    assert effective_mode(mode, env) is expected
+
+
+def test_deterministic() -> None:
+    snapshot, subnets = ten_nodes(100)
+    assert run(spec(), stats(7, 20), snapshot, subnets=subnets) == run(spec(), stats(7, 20), snapshot, subnets=subnets)
