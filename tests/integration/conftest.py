@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from tests.fixtures.moto import MotoEc2, moto_ec2  # noqa: F401  (a fixture)
 from tests.kube import ensure_namespace, unique
+from tests.operator_proc import OperatorProcess
 from warmpool.devcluster.cluster import DevCluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,3 +47,18 @@ def namespace(admin_api: client.ApiClient) -> str:
     name = unique("t")
     ensure_namespace(client.CoreV1Api(admin_api), name)
     return name
+
+
+@pytest.fixture
+def run_operator(cluster: DevCluster, moto_ec2: MotoEc2) -> Iterator[OperatorProcess]:
+    """`warmpool run` as its own ServiceAccount identity, with EC2 served by moto. Not started yet."""
+    assert cluster.state is not None
+    operator = OperatorProcess(
+        cluster.state.operator_kubeconfig,
+        env={"WARMPOOL_EC2_ENDPOINT_URL": moto_ec2.endpoint_url, "WARMPOOL_AWS_REGION": "us-east-1"},
+    )
+    try:
+        yield operator
+    finally:
+        operator.stop()
+        operator.log.unlink(missing_ok=True)

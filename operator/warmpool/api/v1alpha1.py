@@ -10,12 +10,14 @@ tests keep the two in step with one table of good and bad examples.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 GROUP = "warmpool.io"
 VERSION = "v1alpha1"
@@ -50,7 +52,7 @@ def _check_duration(value: str) -> str:
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
 
 
-def _duration_rule(fields: tuple[str, ...], comparison: str, message: str) -> dict[str, str]:
+def _duration_rule(fields: tuple[str, ...], comparison: str, message: str) -> JsonDict:
     """A CEL rule comparing durations that stays silent when a field is malformed: the schema's pattern
     already reports that, and CEL would only add a 'type conversion error'."""
     guard = " && ".join(f"self.{f}.matches(r'{DURATION_PATTERN}')" for f in fields)
@@ -451,7 +453,7 @@ class WarmPoolPolicy(BaseModel):
     status: WarmPoolPolicyStatus | None = None
 
 
-def summarize(values: dict[Variable, int]) -> str:
+def summarize(values: Mapping[Variable, int]) -> str:
     """'WARM_IP_TARGET=3,MINIMUM_IP_TARGET=20' in a stable order, for printer columns and logs."""
     order = list(Variable)
     return ",".join(f"{k.value}={values[k]}" for k in sorted(values, key=order.index))

@@ -1,5 +1,8 @@
 """Indexes over Nodes and Pods. Index functions only: no per-object handlers, so kopf never writes to a Pod or
-a Node (no annotations, no finalizers)."""
+a Node (no annotations, no finalizers).
+
+Index functions return `{}` (never None) for objects that should not be indexed: kopf keeps an object's previous
+value when the function returns None, so a pod that finished would go on being counted."""
 
 from __future__ import annotations
 
@@ -11,16 +14,16 @@ from warmpool.observe.facts import NodeFacts, PodFacts, is_pending_unbound, node
 
 
 @kopf.index("nodes")
-async def node_index(body: kopf.Body, **_: Any) -> dict[str, NodeFacts] | None:
+async def node_index(body: kopf.Body, **_: Any) -> dict[str, NodeFacts]:
     facts = node_facts(body)
-    return {facts.name: facts} if facts is not None else None
+    return {facts.name: facts} if facts is not None else {}
 
 
 @kopf.index("pods")
-async def pod_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, PodFacts] | None:
+async def pod_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, PodFacts]:
     found = pod_facts(body)
     if found is None:
-        return None
+        return {}
     node, facts = found
     start_log = getattr(memo, "start_log", None)
     if start_log is not None:
@@ -29,11 +32,11 @@ async def pod_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, Pod
 
 
 @kopf.index("pods")
-async def pending_pod_index(body: kopf.Body, **_: Any) -> dict[str, str] | None:
-    return {"pending": body.metadata.uid or ""} if is_pending_unbound(body) else None
+async def pending_pod_index(body: kopf.Body, **_: Any) -> dict[str, str]:
+    return {"pending": body.metadata.uid or ""} if is_pending_unbound(body) else {}
 
 
-@kopf.on.probe(id="indexes")
+@kopf.on.probe(id="indexes")  # type: ignore[arg-type]  # kopf passes indexes as extra kwargs
 async def index_sizes(
     node_index: kopf.Index[str, NodeFacts], pod_index: kopf.Index[str, PodFacts], **_: Any
 ) -> dict[str, int]:

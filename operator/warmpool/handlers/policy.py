@@ -9,13 +9,24 @@ import kopf
 
 from warmpool.api import v1alpha1
 from warmpool.controller import reconcile_policy
+from warmpool.controller.context import OperatorContext
 from warmpool.observe.facts import NodeFacts, PodFacts
 
 # kopf's timer fires on this fixed tick; each policy's own `rollout.interval` decides whether a tick plans.
 TICK_SECONDS = 10.0
 
 
-@kopf.timer(v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, interval=TICK_SECONDS, initial_delay=1.0)
+@kopf.index(v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL)
+async def policy_index(spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> dict[str, tuple[str, str]]:
+    """Target DaemonSet -> (creation time, name) of every policy aiming at it, to find conflicts."""
+    target = spec.get("targetRef") or {}
+    key = f"{target.get('namespace', 'kube-system')}/{target.get('name', 'aws-node')}"
+    return {key: (str(meta.get("creationTimestamp", "")), str(meta.get("name", "")))}
+
+
+@kopf.timer(  # type: ignore[arg-type]  # kopf passes indexes as extra kwargs
+    v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, interval=TICK_SECONDS, initial_delay=1.0
+)
 async def plan_policy(
     body: kopf.Body,
     patch: kopf.Patch,
@@ -24,16 +35,36 @@ async def plan_policy(
     node_index: kopf.Index[str, NodeFacts],
     pod_index: kopf.Index[str, PodFacts],
     pending_pod_index: kopf.Index[str, str],
+    policy_index: kopf.Index[str, tuple[str, str]],
     **_: Any,
 ) -> None:
-    status_patch = await reconcile_policy(
+    ctx: OperatorContext = memo.ctx
+    now = time.time()
+    ctx.start_log.prune(now, live_nodes=set(node_index))
+    status, events = await reconcile_policy(
         body=body,
-        memo=memo,
+        ctx=ctx,
         logger=logger,
         node_index=node_index,
         pod_index=pod_index,
+        policy_index=policy_index,
         pending_pods=len(pending_pod_index.get("pending", ())),
-        now=time.time(),
+        now=now,
     )
-    if status_patch:
-        patch.setdefault("status", {}).update(status_patch)
+    if status:
+        patch.setdefault("status", {}).update(status)
+    for event_type, reason, message in events:
+        kopf.event(body, type=event_type, reason=reason, message=message)
+
+
+@kopf.on.probe(id="planning")
+async def planning_is_alive(memo: kopf.Memo, **_: Any) -> dict[str, float]:
+    """Liveness fails when policies exist but none was planned for `stale_after_seconds`."""
+    ctx: OperatorContext | None = getattr(memo, "ctx", None)
+    if ctx is None or not ctx.policies:
+        return {}
+    newest = max((s.last_plan or ctx.started_at) for s in ctx.policies.values())
+    age = time.time() - newest
+    if age > ctx.settings.stale_after_seconds:
+        raise kopf.PermanentError(f"no policy planned for {age:.0f}s")
+    return {"seconds_since_last_plan": round(age, 1)}

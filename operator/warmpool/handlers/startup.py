@@ -31,8 +31,24 @@ async def configure_kopf(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
 
-    memo.settings = current_settings()
+    import time
+
+    from warmpool.aws import Ec2Client
+    from warmpool.controller.context import OperatorContext
+    from warmpool.kubeclient import api_client
+    from warmpool.metrics import register_ec2_stats
+
+    operator_settings = current_settings()
+    ec2 = Ec2Client(operator_settings)
+    register_ec2_stats(ec2.stats)
     memo.start_log = StartLog()
+    memo.ctx = OperatorContext(
+        settings=operator_settings,
+        api=api_client(operator_settings),
+        ec2=ec2,
+        start_log=memo.start_log,
+        started_at=time.time(),
+    )
 
 
 @kopf.on.login()

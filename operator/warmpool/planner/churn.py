@@ -224,7 +224,9 @@ class ChurnTracker:
     # ----- checkpoint -----
 
     def to_checkpoint(self) -> dict[str, Any]:
-        return {
+        """JSON-safe. Unset fields are left out, not null: the status is written with a merge patch, where a
+        null deletes the key, so the stored form must read back the same without them."""
+        data = {
             "version": CHECKPOINT_VERSION,
             "window": self.window,
             "nextEpoch": self.next_epoch,
@@ -234,6 +236,7 @@ class ChurnTracker:
             "bursts": self.bursts.to_checkpoint(),
             "density": self.density.to_checkpoint(),
         }
+        return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
     def from_checkpoint(
@@ -257,8 +260,8 @@ class ChurnTracker:
                 return int(epoch)
             return math.ceil(int(epoch) * old_window / tracker.window)
 
-        tracker.next_epoch = convert(data["nextEpoch"])
-        tracker.last_density_epoch = convert(data["lastDensityEpoch"])
-        tracker.started_at = data["startedAt"]
-        tracker.last_busy = data["lastBusy"]
+        tracker.next_epoch = convert(data.get("nextEpoch"))
+        tracker.last_density_epoch = convert(data.get("lastDensityEpoch"))
+        tracker.started_at = data.get("startedAt")
+        tracker.last_busy = data.get("lastBusy")
         return tracker

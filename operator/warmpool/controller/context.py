@@ -1,0 +1,34 @@
+"""Long-lived operator state kept in kopf's memo: clients, the pod-start log, and per-policy learning."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from warmpool.api.v1alpha1 import Churn
+from warmpool.aws import Ec2Client
+from warmpool.observe.startlog import StartLog
+from warmpool.planner import ChurnTracker
+from warmpool.settings import Settings
+
+
+@dataclass
+class PolicyState:
+    tracker: ChurnTracker
+    churn: Churn  # the churn spec the tracker was built for; a change rebuilds it
+    complete_since: float  # pod-start history is complete from here on (operator start)
+    last_plan: float | None = None
+    node_counts: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=120))
+    last_hold: str | None = None  # last refusal reported as an Event, to report each kind once
+    last_foreign_edit: str | None = None
+
+
+@dataclass
+class OperatorContext:
+    settings: Settings
+    api: Any  # kubernetes.client.ApiClient
+    ec2: Ec2Client
+    start_log: StartLog
+    started_at: float
+    policies: dict[str, PolicyState] = field(default_factory=dict)
