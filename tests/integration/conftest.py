@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tests.fixtures.moto import MotoEc2, moto_ec2  # noqa: F401  (a fixture)
+from tests.fixtures.moto import MotoEc2
 from tests.kube import ensure_namespace, unique
 from tests.operator_proc import OperatorProcess
 from warmpool.devcluster.cluster import DevCluster

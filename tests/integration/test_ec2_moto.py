@@ -16,7 +16,6 @@ from warmpool.ipamd.limits import IpMode
 if TYPE_CHECKING:
     from tests.fixtures.moto import MotoEc2
 
-pytest_plugins = ["tests.fixtures.moto"]
 pytestmark = pytest.mark.integration
 
 TYPES = [
