@@ -30,6 +30,7 @@ from tests.kube import (
     wait_for,
 )
 from tests.operator_proc import OperatorProcess
+from warmpool.devcluster.cluster import DevCluster
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +73,7 @@ def events_for(api: client.ApiClient, name: str) -> list[str]:
 
 
 def test_applies_exactly_the_managed_entries_then_guards_hold(
-    admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
+    cluster: DevCluster, admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
 ) -> None:
     core = client.CoreV1Api(admin_api)
     before = create_aws_node(admin_api, namespace)
@@ -117,6 +118,8 @@ def test_applies_exactly_the_managed_entries_then_guards_hold(
         == f"WARM_IP_TARGET={expected_env['WARM_IP_TARGET']},MINIMUM_IP_TARGET={expected_env['MINIMUM_IP_TARGET']}"
     )
     assert "Applied" in events_for(admin_api, policy)
+    # ...and `kubectl describe` shows them (involvedObject without a namespace, as for any cluster-scoped object).
+    assert "Applied" in cluster.kubectl("describe", "wpp", policy).stdout
 
     # The rollout has not finished (no DaemonSet controller here updates its status): a new burst must wait.
     for i in range(6):
@@ -209,6 +212,8 @@ def test_two_policies_on_one_daemonset_conflict(
         lambda s: condition(s, "Conflict").get("status") == "True",
     )
     assert first in condition(loser, "Conflict")["message"]
+    assert condition(loser, "Ready")["status"] == "False"
+    assert condition(loser, "Applied")["reason"] == "Conflict"
     winner = wait_status(
         admin_api,
         first,

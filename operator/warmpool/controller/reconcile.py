@@ -247,7 +247,8 @@ async def reconcile_policy(
         out.conditions.append(ConditionUpdate("Degraded", True, "DependencyProblem", "; ".join(problems)))
     elif not degraded and not any(c.type == "Degraded" for c in out.conditions):
         out.conditions.append(ConditionUpdate("Degraded", False, "Healthy", ""))
-    ready_problem = next((c for c in out.conditions if c.type == "Degraded" and c.status), None)
+    # Not ready: something is broken (Degraded) or another policy owns the target (Conflict).
+    ready_problem = next((c for c in out.conditions if c.type in ("Degraded", "Conflict") and c.status), None)
     out.conditions.append(
         ConditionUpdate(
             "Ready",
@@ -317,20 +318,23 @@ def _hold_for_inputs(
     release: list[str],
 ) -> Decision:
     """Refusals the planner's guards do not know about: they depend on the live objects and EC2."""
+    if conflict:  # reported even in dry run: the user must know which policy is in charge
+        return Decision(False, {}, GuardReason.CONFLICT, "another policy owns this DaemonSet")
     if not decision.apply and not release:
         return decision
-    if conflict:
-        return Decision(False, {}, decision.reason, "another policy owns this DaemonSet")
     if blocked_foreign:
-        return Decision(False, {}, decision.reason, "env entries are owned by another manager")
+        return Decision(False, {}, GuardReason.FOREIGN_OWNER, "env entries are owned by another manager")
     if value_from:
-        return Decision(False, {}, decision.reason, f"{', '.join(value_from)} uses valueFrom")
+        return Decision(False, {}, GuardReason.VALUE_FROM, f"{', '.join(value_from)} uses valueFrom")
     if not subnets_known:
         return Decision(
-            False, {}, decision.reason, "subnet free IPs unknown (EC2 unavailable): keeping the values in place"
+            False,
+            {},
+            GuardReason.INPUTS_UNKNOWN,
+            "subnet free IPs unknown (EC2 unavailable): keeping the values in place",
         )
     if not rec.values:
-        return Decision(False, {}, decision.reason, "nothing to plan from")
+        return Decision(False, {}, GuardReason.INPUTS_UNKNOWN, "nothing to plan from")
     return decision
 
 

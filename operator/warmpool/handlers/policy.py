@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -10,6 +11,7 @@ import kopf
 from warmpool.api import v1alpha1
 from warmpool.controller import reconcile_policy
 from warmpool.controller.context import OperatorContext
+from warmpool.events import post_event
 from warmpool.observe.facts import NodeFacts, PodFacts
 
 # kopf's timer fires on this fixed tick; each policy's own `rollout.interval` decides whether a tick plans.
@@ -54,7 +56,10 @@ async def plan_policy(
     if status:
         patch.setdefault("status", {}).update(status)
     for event_type, reason, message in events:
-        kopf.event(body, type=event_type, reason=reason, message=message)
+        try:
+            await asyncio.to_thread(post_event, ctx.api, body, event_type, reason, message)
+        except Exception as error:  # an event lost is not worth failing the plan for
+            logger.warning("could not post event %s: %s", reason, error)
 
 
 @kopf.on.probe(id="planning")

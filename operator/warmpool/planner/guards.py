@@ -24,6 +24,11 @@ class GuardReason(StrEnum):
     COOLDOWN = "cooldown"
     NOT_QUIET = "not_quiet"
     DRY_RUN = "dry_run"
+    # Refusals decided by the operator from live inputs the pure guards do not see.
+    CONFLICT = "conflict"
+    FOREIGN_OWNER = "foreign_owner"
+    VALUE_FROM = "value_from"
+    INPUTS_UNKNOWN = "inputs_unknown"
 
 
 @dataclass(frozen=True, slots=True)
