@@ -1,0 +1,95 @@
+"""Dependencies going away under a running operator: the last applied values stay, the policy says why it is
+Degraded, and everything recovers by itself."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kubernetes import client
+
+from tests.fixtures.moto import MotoEc2
+from tests.integration.test_apply import MANAGED, live_spec
+from tests.integration.test_plan_status import condition, create_policy, eks_nodes, policy_status, wait_status
+from tests.kube import container_env, create_aws_node, mark_rollout_complete, read_aws_node, unique, wait_for
+from tests.operator_proc import OperatorProcess
+from warmpool.devcluster.cluster import DevCluster
+
+pytestmark = pytest.mark.integration
+
+
+def _applied(admin_api: client.ApiClient, namespace: str, run_operator: OperatorProcess) -> dict[str, str]:
+    env = wait_for(
+        lambda: (e := container_env(read_aws_node(admin_api, namespace))) and set(e) >= MANAGED and e,
+        "the first apply",
+        timeout=90,
+    )
+    mark_rollout_complete(admin_api, namespace)
+    return env
+
+
+def test_ec2_outage_keeps_values_reports_degraded_and_recovers(
+    admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
+) -> None:
+    create_aws_node(admin_api, namespace)
+    group = unique("ng")
+    eks_nodes(client.CoreV1Api(admin_api), moto_ec2, group, 2)
+    policy = unique("ec2-down")
+    create_policy(admin_api, policy, live_spec(namespace, group))
+    # Short cache and few retries, so the outage shows within a plan or two.
+    run_operator.env.update({"WARMPOOL_EC2_CACHE_TTL_SECONDS": "1", "WARMPOOL_EC2_MAX_ATTEMPTS": "1"})
+    run_operator.start()
+    env = _applied(admin_api, namespace, run_operator)
+    generation = read_aws_node(admin_api, namespace)["metadata"]["generation"]
+
+    with moto_ec2.down():
+        status = wait_status(
+            admin_api,
+            policy,
+            run_operator,
+            "Degraded while EC2 is down",
+            lambda s: condition(s, "Degraded").get("status") == "True",
+        )
+        assert "EC2" in condition(status, "Degraded")["message"]
+        assert condition(status, "Ready")["status"] == "False"
+        assert container_env(read_aws_node(admin_api, namespace)) == env
+    healthy = wait_status(
+        admin_api,
+        policy,
+        run_operator,
+        "recovery once EC2 is back",
+        lambda s: condition(s, "Degraded").get("status") == "False" and condition(s, "Ready").get("status") == "True",
+    )
+    assert healthy["subnets"]
+    assert read_aws_node(admin_api, namespace)["metadata"]["generation"] == generation
+
+
+def test_apiserver_restart_under_a_running_operator(
+    cluster: DevCluster, admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
+) -> None:
+    create_aws_node(admin_api, namespace)
+    group = unique("ng")
+    eks_nodes(client.CoreV1Api(admin_api), moto_ec2, group, 2)
+    policy = unique("api-restart")
+    create_policy(admin_api, policy, live_spec(namespace, group))
+    run_operator.start()
+    env = _applied(admin_api, namespace, run_operator)
+    generation = read_aws_node(admin_api, namespace)["metadata"]["generation"]
+
+    args = cluster.stop_apiserver()
+    time.sleep(5)  # an outage of a few seconds: long enough for watches and requests to fail
+    cluster.start_apiserver(args)
+    before = policy_status(admin_api, policy)["lastPlannedTime"]
+    after = wait_status(
+        admin_api,
+        policy,
+        run_operator,
+        "planning to resume after the restart",
+        lambda s: s.get("lastPlannedTime", "") > before and condition(s, "Ready").get("status") == "True",
+    )
+    assert run_operator.proc is not None
+    assert run_operator.proc.poll() is None, "the operator must survive an API server restart"
+    assert after["appliedSummary"]
+    ds = read_aws_node(admin_api, namespace)
+    assert container_env(ds) == env
+    assert ds["metadata"]["generation"] == generation
