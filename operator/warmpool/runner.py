@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 
 from warmpool.settings import Settings
@@ -37,9 +38,13 @@ def run_operator(settings: Settings) -> None:
     if settings.metrics_port:
         start_metrics_server(settings.metrics_port)
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    priority = settings.priority
+    if settings.peering and priority is None:
+        priority = secrets.randbelow(2**31 - 1) + 1
     kopf.run(
         clusterwide=True,
         standalone=settings.peering is None,
         peering_name=settings.peering,
+        priority=priority,
         liveness_endpoint=liveness,
     )

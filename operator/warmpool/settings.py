@@ -15,6 +15,11 @@ class Settings(BaseSettings):
     kubeconfig: str | None = Field(None, description="Path to a kubeconfig; in-cluster config when unset.")
     namespace: str = Field("kube-system", description="Namespace the operator runs in (Events, peering).")
     peering: str | None = Field(None, description="kopf peering name for hot standby; standalone when unset.")
+    priority: int | None = Field(
+        None,
+        description="kopf peering priority; the highest live peer works, the others stand by. Random when unset "
+        "and peering is on, because peers of equal priority would pause each other.",
+    )
     field_manager: str = "warmpool"
 
     # AWS

@@ -56,14 +56,17 @@ def test_iam_policy_allows_exactly_the_ec2_calls_the_operator_makes() -> None:
     for path in (REPO / "operator" / "warmpool").rglob("*.py"):
         text = path.read_text()
         if "boto" in text:
-            named.update(re.findall(r'"((?:Describe|Create|Delete|Modify|Assign|Unassign|Attach|Detach)[A-Z]\w+)"', text))
+            named.update(
+                re.findall(r'"((?:Describe|Create|Delete|Modify|Assign|Unassign|Attach|Detach)[A-Z]\w+)"', text)
+            )
     assert named == fake.operations == {"DescribeInstanceTypes", "DescribeSubnets", "DescribeInstances"}
 
     policy = json.loads((REPO / "deploy" / "iam-policy.json").read_text())
     actions: set[str] = set()
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
-        assert "NotAction" not in statement and "NotResource" not in statement
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
         # EC2 Describe* calls support no resource-level permissions: "*" is the only resource they accept.
         assert statement["Resource"] == "*"
         actions.update(statement["Action"])
@@ -126,7 +129,8 @@ def test_dockerfile_is_multi_stage_non_root_and_shell_free() -> None:
     for label in ("title", "source", "version", "revision", "licenses"):
         assert f"org.opencontainers.image.{label}=" in text
     # The venv is built from the build stage's wheels only, in the runtime stage.
-    assert "--no-index" in text and "from=build" in text
+    assert "--no-index" in text
+    assert "from=build" in text
     # What the build context must contain is not ignored.
     ignore = (REPO / ".dockerignore").read_text().splitlines()
     assert ignore[1:4] == ["*", "!pyproject.toml", "!README.md"] or {"!pyproject.toml", "!operator/"} <= set(ignore)
@@ -151,7 +155,8 @@ def test_deployment_matches_the_image_and_settings() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    assert "args" not in container and "command" not in container  # the image's `warmpool run` entrypoint
+    assert "args" not in container
+    assert "command" not in container
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(defaults.metrics_port)
 
@@ -159,5 +164,6 @@ def test_deployment_matches_the_image_and_settings() -> None:
 def test_example_policy_is_valid() -> None:
     body = yaml.safe_load((REPO / "deploy" / "examples" / "warmpoolpolicy.yaml").read_text())
     policy = v1alpha1.WarmPoolPolicy.model_validate(body)
-    assert policy.api_version == v1alpha1.API_VERSION and policy.kind == v1alpha1.KIND
+    assert policy.api_version == v1alpha1.API_VERSION
+    assert policy.kind == v1alpha1.KIND
     assert policy.spec.dry_run is True  # a first policy must not patch aws-node

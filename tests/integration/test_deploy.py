@@ -1,0 +1,341 @@
+"""Issue 7 on the real apiserver: the Helm chart (rendered by the Go-built helm) and the kustomize base render the
+same objects, both are accepted by the API server, and the ServiceAccount they create has exactly the access the
+operator needs: a real token for it can read pods and patch aws-node, and nothing else (403 for another
+DaemonSet and for Secrets). Then the operator itself runs on that token and serves a policy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.fixtures.moto import MotoEc2
+from tests.integration.test_plan_status import condition, create_policy, eks_nodes, fast_spec, wait_status
+from tests.kube import aws_node_daemonset, create_aws_node, unique
+from tests.operator_proc import OperatorProcess
+from warmpool.devcluster.cluster import DevCluster, run_kubectl
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "warmpool-operator"
+BASE = REPO / "deploy" / "kustomize" / "base"
+NAMESPACE = "kube-system"
+NAME = "warmpool-operator"
+FIELD_MANAGER = "warmpool-deploy-test"
+
+Key = tuple[str, str, str]  # kind, namespace, name
+
+
+def _docs(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stderr}"
+    return result.stdout
+
+
+def helm_template(cluster: DevCluster, *extra: str) -> list[dict[str, Any]]:
+    assert cluster.state is not None
+    helm = str(Path(cluster.state.bin_dir) / "helm")
+    return _docs(_run(helm, "template", "warmpool", str(CHART), "--namespace", NAMESPACE, "--include-crds", *extra))
+
+
+def kustomize(cluster: DevCluster, path: Path) -> list[dict[str, Any]]:
+    return _docs(cluster.kubectl("kustomize", str(path)).stdout)
+
+
+def by_key(objects: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+    out: dict[Key, dict[str, Any]] = {}
+    for obj in objects:
+        key = (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        assert key not in out, f"rendered twice: {key}"
+        out[key] = obj
+    return out
+
+
+def pod_essentials(deployment: dict[str, Any]) -> dict[str, Any]:
+    """What decides how the operator runs; labels that only say who rendered it are left out."""
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    return {
+        "replicas": spec["replicas"],
+        "strategy": spec["strategy"],
+        "selector": spec["selector"],
+        "annotations": spec["template"]["metadata"].get("annotations"),
+        "selector_labels_on_pod": {
+            k: spec["template"]["metadata"]["labels"].get(k) for k in spec["selector"]["matchLabels"]
+        },
+        "pod": {k: v for k, v in pod.items() if k != "containers"},
+        "containers": pod["containers"],
+    }
+
+
+@pytest.fixture(scope="module")
+def chart(cluster: DevCluster) -> list[dict[str, Any]]:
+    return helm_template(cluster)
+
+
+@pytest.fixture(scope="module")
+def base(cluster: DevCluster) -> list[dict[str, Any]]:
+    return kustomize(cluster, BASE)
+
+
+def test_chart_and_kustomize_base_render_the_same_objects(
+    chart: list[dict[str, Any]], base: list[dict[str, Any]]
+) -> None:
+    charted, based = by_key(chart), by_key(base)
+    assert (
+        set(charted)
+        == set(based)
+        == {
+            ("CustomResourceDefinition", "", "warmpoolpolicies.warmpool.io"),
+            ("ServiceAccount", NAMESPACE, NAME),
+            ("ClusterRole", "", NAME),
+            ("ClusterRoleBinding", "", NAME),
+            ("Deployment", NAMESPACE, NAME),
+            ("PodDisruptionBudget", NAMESPACE, NAME),
+        }
+    )
+    for key in charted:
+        assert charted[key]["apiVersion"] == based[key]["apiVersion"], key
+    crd = ("CustomResourceDefinition", "", "warmpoolpolicies.warmpool.io")
+    generated = yaml.safe_load((REPO / "crds" / "warmpoolpolicies.yaml").read_text())
+    assert charted[crd] == based[crd] == generated
+
+    # RBAC: exactly the rules (and binding) of deploy/kustomize/base/rbac.yaml, the file the dev cluster applies.
+    rbac = by_key(_docs((BASE / "rbac.yaml").read_text()))
+    role, binding = ("ClusterRole", "", NAME), ("ClusterRoleBinding", "", NAME)
+    assert charted[role]["rules"] == based[role]["rules"] == rbac[role]["rules"]
+    for rendered in (charted, based):
+        assert rendered[binding]["roleRef"] == rbac[binding]["roleRef"]
+        assert rendered[binding]["subjects"] == rbac[binding]["subjects"]
+        assert not rendered[("ServiceAccount", NAMESPACE, NAME)]["metadata"].get("annotations")
+
+    deployment = ("Deployment", NAMESPACE, NAME)
+    assert pod_essentials(charted[deployment]) == pod_essentials(based[deployment])
+    pdb = ("PodDisruptionBudget", NAMESPACE, NAME)
+    assert charted[pdb]["spec"] == based[pdb]["spec"]
+
+
+def test_deployment_runs_hardened_with_probe_and_metrics(chart: list[dict[str, Any]]) -> None:
+    deployment = by_key(chart)[("Deployment", NAMESPACE, NAME)]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == NAME
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"healthz": 8080, "metrics": 9090}
+    assert spec["template"]["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9090",
+        "prometheus.io/path": "/metrics",
+    }
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]["memory"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["WARMPOOL_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert "WARMPOOL_PEERING" not in env
+
+
+def test_chart_options_irsa_peering_and_service_monitor(cluster: DevCluster) -> None:
+    role_arn = "arn:aws:iam::111122223333:role/warmpool-operator"
+    rendered = by_key(
+        helm_template(
+            cluster,
+            "--set",
+            f"serviceAccount.roleArn={role_arn}",
+            "--set",
+            "peering.enabled=true",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--api-versions",
+            "kopf.dev/v1/ClusterKopfPeering",
+        )
+    )
+    sa = rendered[("ServiceAccount", NAMESPACE, NAME)]
+    assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role_arn}
+    deployment = rendered[("Deployment", NAMESPACE, NAME)]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["WARMPOOL_PEERING"] == "warmpool"
+    assert ("ClusterKopfPeering", "", "warmpool") in rendered
+    monitor = rendered[("ServiceMonitor", NAMESPACE, NAME)]
+    service = rendered[("Service", NAMESPACE, f"{NAME}-metrics")]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+    # Without the ClusterKopfPeering CRD the chart refuses, saying what to install.
+    assert cluster.state is not None
+    result = subprocess.run(
+        [str(Path(cluster.state.bin_dir) / "helm"), "template", "w", str(CHART), "--set", "peering.enabled=true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "clusterkopfpeering-crd.yaml" in result.stderr
+
+
+def apply(cluster: DevCluster, objects: list[dict[str, Any]], tmp_path: Path, *flags: str) -> str:
+    manifest = tmp_path / f"manifest-{unique('m')}.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects))
+    return cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", f"--field-manager={FIELD_MANAGER}", *flags, "-f", str(manifest)
+    ).stdout
+
+
+def test_rendered_objects_apply_dry_run_then_for_real(
+    cluster: DevCluster, chart: list[dict[str, Any]], base: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # The dev cluster already holds rbac.yaml and the CRD (applied by another field manager): no conflict.
+    for objects in (chart, base):
+        out = apply(cluster, objects, tmp_path, "--dry-run=server")
+        assert out.count("(server dry run)") == len(objects), out
+    apply(cluster, chart, tmp_path)
+    for obj in chart:
+        namespace = ["-n", obj["metadata"]["namespace"]] if obj["metadata"].get("namespace") else []
+        got = json.loads(
+            cluster.kubectl(
+                "get", obj["kind"], obj["metadata"]["name"], *namespace, "-o", "json", "--show-managed-fields"
+            ).stdout
+        )
+        managers = {m["manager"] for m in got["metadata"].get("managedFields") or []}
+        assert FIELD_MANAGER in managers, obj["kind"]
+    # Applying the kustomize base over it is a no-op for everything but the chart's own labels.
+    apply(cluster, base, tmp_path)
+
+    # The HA variant: kopf's ClusterKopfPeering CRD from the component, then both renderings of peering.
+    peering = REPO / "deploy" / "kustomize" / "components" / "peering" / "clusterkopfpeering-crd.yaml"
+    cluster.install_crd(peering, "clusterkopfpeerings.kopf.dev")
+    ha_chart = helm_template(
+        cluster, "--set", "peering.enabled=true", "--api-versions", "kopf.dev/v1/ClusterKopfPeering"
+    )
+    ha_kustomize = kustomize(cluster, REPO / "deploy" / "kustomize" / "overlays" / "eks-ha")
+    for objects in (ha_chart, ha_kustomize):
+        out = apply(cluster, objects, tmp_path, "--dry-run=server")
+        assert "clusterkopfpeering.kopf.dev/warmpool serverside-applied (server dry run)" in out, out
+
+
+def token_kubeconfig(cluster: DevCluster, path: Path) -> Path:
+    """A kubeconfig with a real TokenRequest token for the ServiceAccount the manifests create."""
+    assert cluster.state is not None
+    token = cluster.kubectl("create", "token", NAME, "-n", NAMESPACE, "--duration=1h").stdout.strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "dev", "cluster": {"server": cluster.state.server, "certificate-authority": cluster.state.ca_file}}
+        ],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "dev", "user": "sa"}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def sa_kubeconfig(cluster: DevCluster, chart: list[dict[str, Any]], tmp_path: Path) -> Path:
+    apply(cluster, chart, tmp_path)
+    return token_kubeconfig(cluster, tmp_path / "sa.kubeconfig")
+
+
+def test_service_account_token_can_patch_aws_node_only(
+    cluster: DevCluster, sa_kubeconfig: Path, admin_api: client.ApiClient, namespace: str
+) -> None:
+    assert cluster.state is not None
+
+    def as_sa(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_kubectl(cluster.state, *args, kubeconfig=str(sa_kubeconfig), check=False)  # type: ignore[arg-type]
+
+    whoami = as_sa("auth", "whoami", "-o", "json")
+    assert whoami.returncode == 0, whoami.stderr
+    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == f"system:serviceaccount:{NAMESPACE}:{NAME}"
+
+    apps = client.AppsV1Api(admin_api)
+    apps.create_namespaced_daemon_set(namespace, aws_node_daemonset(namespace))
+    kube_proxy = aws_node_daemonset(namespace)
+    kube_proxy["metadata"]["name"] = "kube-proxy"
+    apps.create_namespaced_daemon_set(namespace, kube_proxy)
+
+    listed = as_sa("get", "pods", "--all-namespaces", "-o", "name")
+    assert listed.returncode == 0, listed.stderr
+    assert as_sa("get", "daemonsets", "-n", namespace, "-o", "name").stdout.split() == [
+        "daemonset.apps/aws-node",
+        "daemonset.apps/kube-proxy",
+    ]
+
+    patch = json.dumps({"metadata": {"annotations": {"warmpool.io/deploy-test": "yes"}}})
+    patched = as_sa("patch", "daemonset", "aws-node", "-n", namespace, "--type=merge", "-p", patch)
+    assert patched.returncode == 0, patched.stderr
+    annotations = apps.read_namespaced_daemon_set("aws-node", namespace).metadata.annotations
+    assert annotations["warmpool.io/deploy-test"] == "yes"
+
+    refused = as_sa("patch", "daemonset", "kube-proxy", "-n", namespace, "--type=merge", "-p", patch)
+    assert refused.returncode != 0
+    assert "Forbidden" in refused.stderr
+    assert 'cannot patch resource "daemonsets"' in refused.stderr
+    untouched = apps.read_namespaced_daemon_set("kube-proxy", namespace)
+    assert "warmpool.io/deploy-test" not in untouched.metadata.annotations
+    # Not even aws-node by a verb other than patch.
+    for verb_args in (("delete", "daemonset", "aws-node"), ("scale", "daemonset", "aws-node", "--replicas=0")):
+        denied = as_sa(*verb_args, "-n", namespace)
+        assert denied.returncode != 0, verb_args
+        assert "Forbidden" in denied.stderr, verb_args
+
+    secrets = as_sa("get", "secrets", "-n", NAMESPACE)
+    assert secrets.returncode != 0
+    assert "Forbidden" in secrets.stderr
+    assert 'cannot list resource "secrets"' in secrets.stderr
+    configmaps = as_sa("get", "configmaps", "-n", NAMESPACE)
+    assert configmaps.returncode != 0
+    assert "Forbidden" in configmaps.stderr
+
+
+def test_operator_serves_a_policy_with_the_service_account_token(
+    cluster: DevCluster, sa_kubeconfig: Path, admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2
+) -> None:
+    core = client.CoreV1Api(admin_api)
+    create_aws_node(admin_api, namespace)
+    group = unique("ng")
+    eks_nodes(core, moto_ec2, group, 2)
+    policy = unique("deploy")
+    create_policy(admin_api, policy, fast_spec(namespace, group))
+    operator = OperatorProcess(
+        str(sa_kubeconfig),
+        env={"WARMPOOL_EC2_ENDPOINT_URL": moto_ec2.endpoint_url, "WARMPOOL_AWS_REGION": "us-east-1"},
+    )
+    with operator:
+        status = wait_status(
+            admin_api,
+            policy,
+            operator,
+            "a plan by the operator running on the ServiceAccount token",
+            lambda s: s.get("nodes") == 2 and condition(s, "Ready").get("status") == "True",
+        )
+        assert status["recommended"]["WARM_IP_TARGET"]["value"] >= 1
+        assert " 403" not in operator.logs()
+        assert "Forbidden" not in operator.logs()
