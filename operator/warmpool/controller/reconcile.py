@@ -210,6 +210,11 @@ async def reconcile_policy(
             urgent=rec.subnet_pressure,
         )
         decision = _hold_for_inputs(decision, conflict, blocked_foreign, value_from, ec2.subnets_known, rec, release)
+        learning_left = _learning_left(state, spec, now)
+        if decision.apply and learning_left > 0 and not release:
+            decision = Decision(
+                False, {}, GuardReason.INPUTS_UNKNOWN, f"still learning the churn pattern ({learning_left:.0f}s left)"
+            )
         if release and not decision.apply and decision.reason in (GuardReason.NO_CHANGE, GuardReason.DEAD_BAND):
             keep = {v: current[v] for v in managed if v in current}
             decision = Decision(True, keep, GuardReason.APPLY, f"releasing {', '.join(release)}")
@@ -296,6 +301,14 @@ async def _apply(
     metrics.CHANGES_APPLIED.labels(name).inc()
     state.last_hold = None
     return message
+
+
+def _learning_left(state: PolicyState, spec: v1alpha1.WarmPoolPolicySpec, now: float) -> float:
+    """A first change waits until the history spans the quiet period (and a few burst windows): with nothing
+    learned yet, the plan would only reflect the last few seconds."""
+    started = state.tracker.started_at if state.tracker.started_at is not None else now
+    needed = max(parse_duration(spec.rollout.quiet_period), 3 * parse_duration(spec.churn.burst_window))
+    return needed - (now - started)
 
 
 def _released_variables(ds_view: DaemonSetView, spec: v1alpha1.WarmPoolPolicySpec) -> list[str]:
