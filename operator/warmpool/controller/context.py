@@ -8,6 +8,7 @@ from typing import Any
 
 from warmpool.api.v1alpha1 import Churn
 from warmpool.aws import Ec2Client
+from warmpool.observe.liveness import LiveSet
 from warmpool.observe.startlog import StartLog
 from warmpool.planner import ChurnTracker
 from warmpool.settings import Settings
@@ -32,3 +33,4 @@ class OperatorContext:
     start_log: StartLog
     started_at: float
     policies: dict[str, PolicyState] = field(default_factory=dict)
+    live: LiveSet | None = None  # the last metadata-only list, to spot index entries for deleted objects

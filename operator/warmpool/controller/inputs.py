@@ -6,32 +6,44 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from kubernetes import client
 
 from warmpool.api import v1alpha1
 from warmpool.aws import Ec2Client, Ec2Unavailable
 from warmpool.ipamd.limits import InstanceLimits
-from warmpool.observe.facts import NodeFacts, selector_matches
+from warmpool.observe.facts import NodeFacts, PodFacts, selector_matches
+from warmpool.observe.liveness import LiveSet
 from warmpool.observe.startlog import StartLog
 from warmpool.snapshot import NodeInfo, SubnetInfo
 
 ENICONFIG = ("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs")
 
 
-def selected_nodes(node_index: Mapping[str, Iterable[NodeFacts]], selector: v1alpha1.LabelSelector) -> list[NodeFacts]:
+def selected_nodes(
+    node_index: Mapping[str, Iterable[NodeFacts]], selector: v1alpha1.LabelSelector, live: LiveSet | None = None
+) -> list[NodeFacts]:
     wire = selector.model_dump(by_alias=True)
-    found = [f for store in node_index.values() for f in store if selector_matches(wire, dict(f.labels))]
+    found = [
+        f
+        for store in node_index.values()
+        for f in store
+        if selector_matches(wire, dict(f.labels)) and not (live and live.node_is_stale(f.name, f.created_at))
+    ]
     return sorted(found, key=lambda n: n.name)
+
+
+def live_pods(pods: Iterable[PodFacts], live: LiveSet | None) -> int:
+    return sum(1 for p in pods if not (live and live.pod_is_stale(p.uid, p.started_at)))
 
 
 def node_infos(
     facts: list[NodeFacts],
-    pod_index: Mapping[str, Iterable[Any]],
+    pod_index: Mapping[str, Iterable[PodFacts]],
     start_log: StartLog,
     node_subnets: Mapping[str, tuple[str, ...]],
     since: float,
+    live: LiveSet | None = None,
 ) -> tuple[NodeInfo, ...]:
     return tuple(
         NodeInfo(
@@ -44,7 +56,7 @@ def node_infos(
             ready=f.ready,
             schedulable=f.schedulable,
             created_at=f.created_at,
-            ip_pods=len(list(pod_index.get(f.name, ()))),
+            ip_pods=live_pods(pod_index.get(f.name, ()), live),
             pod_start_times=start_log.times(f.name, since),
         )
         for f in facts

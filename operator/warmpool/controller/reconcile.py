@@ -22,7 +22,7 @@ from warmpool.conditions import ConditionUpdate, merge_conditions
 from warmpool.controller.context import OperatorContext, PolicyState
 from warmpool.controller.inputs import fetch_ec2, node_infos, selected_nodes
 from warmpool.controller.status import applied_status, parse_timestamp, plan_status, timestamp
-from warmpool.observe.facts import NodeFacts
+from warmpool.observe.facts import NodeFacts, PodFacts
 from warmpool.planner import ChurnTracker, Decision, GuardReason, current_values, decide, plan
 from warmpool.snapshot import ClusterSnapshot
 
@@ -74,7 +74,7 @@ async def reconcile_policy(
     ctx: OperatorContext,
     logger: Logger,
     node_index: Mapping[str, Iterable[NodeFacts]],
-    pod_index: Mapping[str, Iterable[Any]],
+    pod_index: Mapping[str, Iterable[PodFacts]],
     policy_index: Mapping[str, Iterable[tuple[str, str]]],
     pending_pods: int,
     now: float,
@@ -114,13 +114,13 @@ async def reconcile_policy(
     out.status["lastPlannedTime"] = timestamp(now)
 
     # ----- observe -----
-    facts = selected_nodes(node_index, spec.node_selector)
+    facts = selected_nodes(node_index, spec.node_selector, ctx.live)
     ec2 = await fetch_ec2(ctx.ec2, ctx.api, facts)
     state.node_counts.append((now, len(facts)))
     lookback = max(START_LOOKBACK_MIN, 3 * interval + parse_duration(spec.churn.burst_window))
     snapshot = ClusterSnapshot(
         now=now,
-        nodes=node_infos(facts, pod_index, ctx.start_log, ec2.node_subnets, now - lookback),
+        nodes=node_infos(facts, pod_index, ctx.start_log, ec2.node_subnets, now - lookback, ctx.live),
         pending_pods=pending_pods,
         node_count_history=tuple(state.node_counts),
     )

@@ -196,7 +196,8 @@ class DevCluster:
         self._spawn("kube-apiserver", args, detach=False)
         assert self.state is not None
         self.state.pids["kube-apiserver"] = self._procs["kube-apiserver"].pid
-        self._wait_ready(timeout)
+        port = next(a.split("=", 1)[1] for a in args if a.startswith("--secure-port="))
+        self._wait_ready(timeout, server=f"https://127.0.0.1:{port}")
 
     def stop(self) -> None:
         for name in ("kube-apiserver", "etcd"):
@@ -253,11 +254,11 @@ class DevCluster:
             time.sleep(0.2)
         raise ClusterStartError(f"{name} not healthy at {url} after {timeout:.0f}s")
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, server: str | None = None) -> None:
         assert self.state is not None
         context = ssl.create_default_context(cafile=self.state.ca_file)
         request = urllib.request.Request(
-            f"{self.state.server}/readyz", headers={"Authorization": f"Bearer {self.state.admin_token}"}
+            f"{server or self.state.server}/readyz", headers={"Authorization": f"Bearer {self.state.admin_token}"}
         )
         deadline = time.monotonic() + timeout
         last_error = ""

@@ -13,6 +13,7 @@ from warmpool.controller import reconcile_policy
 from warmpool.controller.context import OperatorContext
 from warmpool.events import post_event
 from warmpool.observe.facts import NodeFacts, PodFacts
+from warmpool.observe.liveness import list_live
 
 # kopf's timer fires on this fixed tick; each policy's own `rollout.interval` decides whether a tick plans.
 TICK_SECONDS = 10.0
@@ -42,6 +43,7 @@ async def plan_policy(
 ) -> None:
     ctx: OperatorContext = memo.ctx
     now = time.time()
+    await _refresh_live_set(ctx, now, logger)
     ctx.start_log.prune(now, live_nodes=set(node_index))
     status, events = await reconcile_policy(
         body=body,
@@ -60,6 +62,20 @@ async def plan_policy(
             await asyncio.to_thread(post_event, ctx.api, body, event_type, reason, message)
         except Exception as error:  # an event lost is not worth failing the plan for
             logger.warning("could not post event %s: %s", reason, error)
+
+
+_live_lock = asyncio.Lock()
+
+
+async def _refresh_live_set(ctx: OperatorContext, now: float, logger: kopf.Logger) -> None:
+    """Every `index_reconcile_seconds`, one metadata-only list of pods and nodes (shared by all policies)."""
+    async with _live_lock:
+        if ctx.live is not None and now - ctx.live.listed_at < ctx.settings.index_reconcile_seconds:
+            return
+        try:
+            ctx.live = await asyncio.to_thread(list_live, ctx.api, now)
+        except Exception as error:  # the check is a safety net; planning goes on without it
+            logger.warning("could not list pods and nodes to check the indexes: %s", error)
 
 
 @kopf.on.probe(id="planning")

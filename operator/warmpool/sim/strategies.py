@@ -1,0 +1,264 @@
+"""Strategies beyond a fixed env: warmpool's planner in the loop, the best static setting in hindsight, and
+the clairvoyant lower bound."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+
+from warmpool.api.v1alpha1 import WarmPoolPolicySpec, parse_duration
+from warmpool.ipamd.env import (
+    MINIMUM_IP_TARGET,
+    WARM_ENI_TARGET,
+    WARM_IP_TARGET,
+    WARM_PREFIX_TARGET,
+    parse_env,
+    unsafe_settings,
+)
+from warmpool.ipamd.limits import IPS_PER_PREFIX, InstanceLimits, IpMode
+from warmpool.planner import ChurnTracker, current_values, decide, plan
+from warmpool.sim.engine import (
+    ClosedLoopStrategy,
+    ClusterView,
+    EngineConfig,
+    RunResult,
+    StaticStrategy,
+    limits_for,
+    settings_of,
+    simulate,
+)
+from warmpool.sim.metrics import NodeFinal, StrategyMetrics
+from warmpool.sim.trace import NodeAdd, NodeRemove, PodStart, PodStop, Trace
+
+
+class PlannerStrategy(ClosedLoopStrategy):
+    """warmpool itself: the operator's observe -> plan -> decide loop on the simulated cluster. The cluster
+    starts on AWS's defaults, as a cluster does before warmpool is installed."""
+
+    name = "warmpool"
+
+    def __init__(self, spec: WarmPoolPolicySpec | None = None) -> None:
+        self.spec = spec or WarmPoolPolicySpec()
+        self.interval = parse_duration(self.spec.rollout.interval)
+        window = parse_duration(self.spec.churn.burst_window)
+        # Enough start times for the tracker to see every burst epoch in full between two ticks.
+        self.lookback = max(900.0, 4 * window + self.interval + 30)
+        self.tracker = ChurnTracker(self.spec.churn)
+        self.last_applied: float | None = None
+
+    def decide(self, view: ClusterView) -> dict[str, str] | None:
+        spec = self.spec
+        self.tracker.observe(view.snapshot, complete_since=max(0.0, view.now - self.lookback))
+        stats = self.tracker.stats(spec.churn.burst_quantile, view.now)
+        rec = plan(spec, view.snapshot, view.limits, view.subnets, view.env, stats)
+        if not rec.values:
+            return None
+        decision = decide(
+            rec.values,
+            current_values(view.env, rec.values),
+            spec.rollout,
+            now=view.now,
+            last_applied_time=self.last_applied,
+            quiet_since=stats.quiet_since,
+            dry_run=spec.dry_run,
+            paused=spec.paused,
+            rollout_in_progress=view.rollout_in_progress,
+            urgent=rec.subnet_pressure,
+        )
+        if not decision.apply:
+            return None
+        self.last_applied = view.now
+        return {**view.env, **{k.value: str(v) for k, v in decision.values.items()}}
+
+
+# ----- best static in hindsight -----
+
+
+def typical_pods_per_node(trace: Trace) -> int:
+    """Median over nodes of the time-averaged pods each node ran while present."""
+    area: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
+    since: dict[str, float] = {}
+    added: dict[str, float] = {}
+    present: dict[str, float] = {}
+    for e in trace.events:
+        if isinstance(e, NodeAdd):
+            added[e.node] = since[e.node] = e.t
+        elif isinstance(e, (PodStart, PodStop, NodeRemove)):
+            area[e.node] += count[e.node] * (e.t - since[e.node])
+            since[e.node] = e.t
+            if isinstance(e, PodStart):
+                count[e.node] += 1
+            elif isinstance(e, PodStop):
+                count[e.node] -= 1
+            else:
+                present[e.node] = e.t - added[e.node]
+                count[e.node] = 0
+    end = trace.duration
+    for n, t0 in added.items():
+        if n not in present:
+            area[n] += count[n] * (end - since[n])
+            present[n] = end - t0
+    means = [area[n] / present[n] for n in added if present[n] > 0]
+    return round(statistics.median(means)) if means else 0
+
+
+def static_candidates(trace: Trace, mode: IpMode, limits: Iterable[InstanceLimits]) -> list[dict[str, str]]:
+    """Common static settings: the whole-ENI/prefix targets, and WARM_IP_TARGET with and without a
+    MINIMUM_IP_TARGET at the typical density; none that `unsafe_settings` rejects."""
+    lims = list(limits)
+    smallest = min(lims, key=lambda lim: lim.ips_per_eni(mode)) if lims else None
+    typical = typical_pods_per_node(trace)
+    out: list[dict[str, str]] = []
+    if mode is IpMode.PREFIX:
+        out += [{WARM_PREFIX_TARGET: str(n)} for n in (1, 2)]
+        warm_ips: tuple[int, ...] = (1, 2, 4, 8, 12, 16)
+    else:
+        out += [{WARM_ENI_TARGET: str(n)} for n in (1, 2)]
+        warm_ips = (1, 2, 3, 4, 6, 8, 12, 16)
+    for w in warm_ips:
+        for m in sorted({0, typical}):
+            env = {WARM_IP_TARGET: str(w)}
+            if m:
+                env[MINIMUM_IP_TARGET] = str(m)
+            if not unsafe_settings(parse_env(env), mode, smallest):
+                out.append(env)
+    return out
+
+
+def best_static(
+    trace: Trace,
+    mode: IpMode,
+    max_waited_pods: int,
+    config: EngineConfig | None = None,
+    limits: Callable[[NodeAdd], InstanceLimits] = limits_for,
+    candidates: list[dict[str, str]] | None = None,
+) -> tuple[RunResult, list[RunResult]]:
+    """The static setting with the fewest idle IP-hours among those whose waited pods stay within
+    `max_waited_pods` (the service level to match); if none does, the one with the fewest waited pods.
+    Returns the winner (named "best_static") and every candidate's run."""
+    if candidates is None:
+        types = {e.instance_type: limits(e) for e in trace.events if isinstance(e, NodeAdd)}
+        candidates = static_candidates(trace, mode, types.values())
+    runs = [simulate(trace, StaticStrategy(env), mode, config, limits) for env in candidates]
+    ok = [r for r in runs if r.metrics.waited_pods <= max_waited_pods]
+    if ok:
+        winner = min(ok, key=lambda r: (r.metrics.idle_ip_hours, r.metrics.waited_pods))
+    else:
+        winner = min(runs, key=lambda r: (r.metrics.waited_pods, r.metrics.idle_ip_hours))
+    winner.metrics.name = "best_static"
+    return winner, runs
+
+
+# ----- clairvoyant lower bound -----
+
+
+def clairvoyant(
+    trace: Trace,
+    mode: IpMode,
+    config: EngineConfig | None = None,
+    limits: Callable[[NodeAdd], InstanceLimits] = limits_for,
+) -> RunResult:
+    """Each node holds exactly the IPs its pods use plus one per pod start in the coming refill window (a
+    pool check plus one EC2 assign), whole prefixes in prefix mode: no pod waits and no IP idles longer than
+    it must. No real ipamd setting can do better. EC2 calls count every increase and decrease of a node's
+    holding, an idealisation too (ipamd could batch them)."""
+    cfg = config or EngineConfig()
+    window = cfg.timing.pool_check + cfg.timing.assign_latency
+    size = IPS_PER_PREFIX if mode is IpMode.PREFIX else 1
+    end = trace.duration
+    # (time, order, node, d_need, d_in_use): need = in use + starts within the coming window.
+    changes: list[tuple[float, int, str, int, int]] = []
+    added: dict[str, float] = {}
+    running: dict[str, set[str]] = defaultdict(set)
+    meta: dict[str, NodeAdd] = {}
+    for e in trace.events:
+        if isinstance(e, NodeAdd):
+            added[e.node] = e.t
+            meta[e.node] = e
+        elif isinstance(e, PodStart):
+            changes.append((max(e.t - window, added[e.node]), 0, e.node, 1, 0))
+            changes.append((e.t, 1, e.node, 0, 1))
+            running[e.node].add(e.pod)
+        elif isinstance(e, PodStop):
+            changes.append((e.t, 2, e.node, -1, -1))
+            running[e.node].discard(e.pod)
+        elif isinstance(e, NodeRemove):
+            n = len(running.pop(e.node, ()))
+            changes.append((e.t, 2, e.node, -n, -n))
+    changes.sort(key=lambda c: (c[0], c[1]))
+    need: dict[str, int] = defaultdict(int)
+    use: dict[str, int] = defaultdict(int)
+    held_total = use_total = peak = 0
+    idle = 0.0
+    last_t = 0.0
+    series: list[tuple[float, int, int]] = []
+    next_sample = 0.0
+    calls = {
+        "assign_ips" if size == 1 else "assign_prefixes": 0,
+        "unassign_ips" if size == 1 else "unassign_prefixes": 0,
+    }
+    grow_key, shrink_key = list(calls)
+
+    def held(n: int) -> int:
+        return math.ceil(n / size) * size
+
+    for t, _, node, d_need, d_use in changes:
+        t = min(t, end)
+        while next_sample <= t:
+            series.append((next_sample, held_total, use_total))
+            next_sample += cfg.sample_every
+        idle += (held_total - use_total) * (t - last_t)
+        last_t = t
+        before = held(need[node])
+        need[node] += d_need
+        use[node] += d_use
+        after = held(need[node])
+        if after > before:
+            calls[grow_key] += 1
+        elif after < before:
+            calls[shrink_key] += 1
+        held_total += after - before
+        use_total += d_use
+        peak = max(peak, held_total)
+    idle += (held_total - use_total) * max(0.0, end - last_t)
+    while next_sample <= end:
+        series.append((next_sample, held_total, use_total))
+        next_sample += cfg.sample_every
+    finals = []
+    for name in sorted(running):
+        add = meta[name]
+        lim = limits(add)
+        pods = len(running[name])
+        ips = held(pods)
+        finals.append(
+            NodeFinal(
+                node=name,
+                instance_type=add.instance_type,
+                enis=max(1, math.ceil(ips / lim.ips_per_eni(mode))),
+                ips_held=ips,
+                prefixes_held=ips // size if mode is IpMode.PREFIX else 0,
+                pods=pods,
+            )
+        )
+    metrics = StrategyMetrics(
+        name="clairvoyant",
+        settings=f"oracle: pods + starts in the next {window:g}s",
+        idle_ip_hours=idle / 3600,
+        peak_ips_held=peak,
+        waited_pods=0,
+        wait_seconds_total=0.0,
+        wait_seconds_p99=0.0,
+        ec2_calls=calls,
+        rollouts=0,
+        min_subnet_free_ips=None,
+        nodes=finals,
+        pod_starts=trace.pod_starts,
+    )
+    return RunResult(metrics, series)
+
+
+def settings_label(env: Mapping[str, str]) -> str:
+    return settings_of(env)

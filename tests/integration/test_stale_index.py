@@ -1,0 +1,71 @@
+"""Objects deleted while the operator's watch was away (resumed with HTTP 410 and a relist, which sends no
+DELETED events) must not linger in what the policy reports."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from tests.fixtures.moto import MotoEc2
+from tests.integration.test_plan_status import create_policy, eks_nodes, fast_spec, wait_status
+from tests.kube import create_aws_node, create_bound_pod, unique
+from tests.operator_proc import OperatorProcess
+from warmpool.devcluster.cluster import DevCluster, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_pods_deleted_behind_the_watch_do_not_linger(
+    cluster: DevCluster,
+    admin_api: client.ApiClient,
+    namespace: str,
+    moto_ec2: MotoEc2,
+    run_operator: OperatorProcess,
+    tmp_path: Path,
+) -> None:
+    assert cluster.state is not None
+    core = client.CoreV1Api(admin_api)
+    create_aws_node(admin_api, namespace)
+    group = unique("ng")
+    nodes, _ = eks_nodes(core, moto_ec2, group, 1)
+    policy = unique("stale")
+    create_policy(admin_api, policy, fast_spec(namespace, group))
+    old = time.time() - 300  # bound well before any later list, so "not listed" can only mean "gone"
+    names = [f"p{i}" for i in range(4)]
+    for name in names:
+        create_bound_pod(core, namespace, name, nodes[0], scheduled_at=old)
+    run_operator.env["WARMPOOL_INDEX_RECONCILE_SECONDS"] = "15"
+    run_operator.start()
+    wait_status(admin_api, policy, run_operator, "4 pods seen", lambda s: s.get("podsObserved") == 4)
+
+    # The operator's API server goes away; another one on the same etcd deletes three pods meanwhile.
+    args = cluster.stop_apiserver()
+    port = free_port()
+    other_args = [a if not a.startswith("--secure-port=") else f"--secure-port={port}" for a in args]
+    cluster.start_apiserver(other_args)
+    kubeconfig = yaml.safe_load(Path(cluster.state.admin_kubeconfig).read_text())
+    kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    other_file = tmp_path / "other.kubeconfig"
+    other_file.write_text(yaml.safe_dump(kubeconfig))
+    other = config.new_client_from_config(config_file=str(other_file))
+    for name in names[1:]:
+        client.CoreV1Api(other).delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    cluster.stop_apiserver()
+    # Back on the original port: its fresh watch cache cannot resume the operator's old resource versions.
+    cluster.start_apiserver(args)
+
+    status = wait_status(
+        admin_api,
+        policy,
+        run_operator,
+        "only the surviving pod to be counted",
+        lambda s: s.get("podsObserved") == 1,
+        timeout=120,
+    )
+    assert status["nodes"] == 1
+    assert run_operator.proc is not None
+    assert run_operator.proc.poll() is None
