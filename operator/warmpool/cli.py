@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from warmpool.api.crd import render_crd_yaml
+from warmpool.sim.cli import simulate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -105,16 +106,7 @@ def _print_env(state: Any) -> None:
     click.echo(f'export PATH="{state.bin_dir}:$PATH"')
 
 
-def _register_optional_commands() -> None:
-    """Commands whose modules pull heavier dependencies register lazily so `--help` stays fast."""
-    try:
-        from warmpool.sim.cli import simulate
-    except ImportError:  # pragma: no cover - the simulator is part of the package; guard for partial installs
-        return
-    main.add_command(simulate)
-
-
-_register_optional_commands()
+main.add_command(simulate)
 
 
 if __name__ == "__main__":  # pragma: no cover
