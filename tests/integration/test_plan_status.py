@@ -3,6 +3,7 @@ subprocess with its own RBAC; the policy status shows the recommendation, reason
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,15 @@ def test_status_shows_recommendation_reasons_and_burst(
     # Dry run: the DaemonSet is untouched.
     assert read_aws_node(admin_api, namespace)["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert "WARM_IP_TARGET" not in container_env(read_aws_node(admin_api, namespace))
+
+    # Prometheus metrics carry the same numbers.
+    with urllib.request.urlopen(f"http://127.0.0.1:{run_operator.metrics_port}/metrics", timeout=5) as response:
+        exposition = response.read().decode()
+    assert f'warmpool_recommended_value{{policy="{policy}",variable="WARM_IP_TARGET"}} 6.0' in exposition
+    assert 'warmpool_ec2_calls_total{operation="DescribeSubnets"}' in exposition
+    assert f'warmpool_changes_refused_total{{policy="{policy}",reason="dry_run"}}' in exposition
+    with urllib.request.urlopen(f"http://127.0.0.1:{run_operator.liveness_port}/healthz", timeout=5) as response:
+        assert response.status == 200
 
     # A restart keeps what was learned: the new process has no pod-start log, only the status checkpoint.
     assert run_operator.stop() == 0
