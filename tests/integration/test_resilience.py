@@ -18,29 +18,31 @@ from warmpool.devcluster.cluster import DevCluster
 pytestmark = pytest.mark.integration
 
 
-def _applied(admin_api: client.ApiClient, namespace: str, run_operator: OperatorProcess) -> dict[str, str]:
+def _running_with_applied_values(
+    admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess, prefix: str
+) -> tuple[str, dict[str, str], int]:
+    """A live policy on two nodes whose first change has landed and rolled out: (policy, env, generation)."""
+    create_aws_node(admin_api, namespace)
+    group = unique("ng")
+    eks_nodes(client.CoreV1Api(admin_api), moto_ec2, group, 2)
+    policy = unique(prefix)
+    create_policy(admin_api, policy, live_spec(namespace, group))
+    run_operator.start()
     env = wait_for(
         lambda: (e := container_env(read_aws_node(admin_api, namespace))) and set(e) >= MANAGED and e,
         "the first apply",
         timeout=90,
     )
     mark_rollout_complete(admin_api, namespace)
-    return env
+    return policy, env, read_aws_node(admin_api, namespace)["metadata"]["generation"]
 
 
 def test_ec2_outage_keeps_values_reports_degraded_and_recovers(
     admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
 ) -> None:
-    create_aws_node(admin_api, namespace)
-    group = unique("ng")
-    eks_nodes(client.CoreV1Api(admin_api), moto_ec2, group, 2)
-    policy = unique("ec2-down")
-    create_policy(admin_api, policy, live_spec(namespace, group))
     # Short cache and few retries, so the outage shows within a plan or two.
     run_operator.env.update({"WARMPOOL_EC2_CACHE_TTL_SECONDS": "1", "WARMPOOL_EC2_MAX_ATTEMPTS": "1"})
-    run_operator.start()
-    env = _applied(admin_api, namespace, run_operator)
-    generation = read_aws_node(admin_api, namespace)["metadata"]["generation"]
+    policy, env, generation = _running_with_applied_values(admin_api, namespace, moto_ec2, run_operator, "ec2-down")
 
     with moto_ec2.down():
         status = wait_status(
@@ -67,14 +69,7 @@ def test_ec2_outage_keeps_values_reports_degraded_and_recovers(
 def test_apiserver_restart_under_a_running_operator(
     cluster: DevCluster, admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
 ) -> None:
-    create_aws_node(admin_api, namespace)
-    group = unique("ng")
-    eks_nodes(client.CoreV1Api(admin_api), moto_ec2, group, 2)
-    policy = unique("api-restart")
-    create_policy(admin_api, policy, live_spec(namespace, group))
-    run_operator.start()
-    env = _applied(admin_api, namespace, run_operator)
-    generation = read_aws_node(admin_api, namespace)["metadata"]["generation"]
+    policy, env, generation = _running_with_applied_values(admin_api, namespace, moto_ec2, run_operator, "api-restart")
 
     args = cluster.stop_apiserver()
     time.sleep(5)  # an outage of a few seconds: long enough for watches and requests to fail
