@@ -22,8 +22,10 @@ from warmpool.conditions import ConditionUpdate, merge_conditions
 from warmpool.controller.context import OperatorContext, PolicyState
 from warmpool.controller.inputs import fetch_ec2, node_infos, selected_nodes
 from warmpool.controller.status import applied_status, parse_timestamp, plan_status, timestamp
+from warmpool.ipamd.env import parse_env, unsafe_settings
+from warmpool.ipamd.limits import InstanceLimits
 from warmpool.observe.facts import NodeFacts, PodFacts
-from warmpool.planner import ChurnTracker, Decision, GuardReason, current_values, decide, plan
+from warmpool.planner import ChurnTracker, Decision, GuardReason, Recommendation, current_values, decide, plan
 from warmpool.snapshot import ClusterSnapshot
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -223,6 +225,10 @@ async def reconcile_policy(
                 "DryRun", spec.dry_run, "DryRun" if spec.dry_run else "Live", decision.message if spec.dry_run else ""
             )
         )
+        unsafe = _unsafe_result(decision, env, release, rec, ec2.limits) if decision.apply else []
+        if unsafe:
+            problems.append("refusing unsafe settings: " + "; ".join(unsafe))
+            decision = Decision(False, {}, GuardReason.UNSAFE, "; ".join(unsafe))
         if decision.apply:
             applied_message = await _apply(ctx, spec, decision, name, now, out, state, force=not blocked_foreign)
             current = current_values(out.status.pop("_env", env), spec.managed_variables)
@@ -301,6 +307,23 @@ async def _apply(
     metrics.CHANGES_APPLIED.labels(name).inc()
     state.last_hold = None
     return message
+
+
+def _unsafe_result(
+    decision: Decision,
+    env: Mapping[str, str],
+    release: list[str],
+    rec: Recommendation,
+    limits: Mapping[str, InstanceLimits],
+) -> list[str]:
+    """The last check before writing: would the DaemonSet's env after this apply be one ipamd rejects or that
+    hurts nodes (reference/vpc-cni.md, "Settings the operator must never write")? The planner should never get
+    here with such values; this guards against a planner bug reaching every node."""
+    after = {k: v for k, v in env.items() if k not in release}
+    after.update({v.value: str(n) for v, n in decision.values.items()})
+    smallest = limits.get(rec.smallest_instance_type or "")
+    written = {v.value: after[v.value] for v in decision.values}
+    return unsafe_settings(parse_env(after), rec.mode, smallest, env=written)
 
 
 def _learning_left(state: PolicyState, spec: v1alpha1.WarmPoolPolicySpec, now: float) -> float:

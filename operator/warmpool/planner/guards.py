@@ -29,6 +29,7 @@ class GuardReason(StrEnum):
     FOREIGN_OWNER = "foreign_owner"
     VALUE_FROM = "value_from"
     INPUTS_UNKNOWN = "inputs_unknown"
+    UNSAFE = "unsafe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +75,19 @@ def decide(
     paused: bool = False,
     rollout_in_progress: bool = False,
     urgent: bool = False,
+    starving: bool = False,
 ) -> Decision:
     """`current` holds the managed variables as set on the DaemonSet (absent = unset; see `current_values`).
     `quiet_since` is when churn last became low (None while it is high). `urgent` (the plan reports subnet
     pressure) lets a change that only lowers values skip the dead band and the cooldown, never the other
-    guards: running a subnet dry blocks pods cluster-wide, while a rollout mid-burst hurts as much as ever."""
+    guards: running a subnet dry blocks pods cluster-wide, while a rollout mid-burst hurts as much as ever.
+    `starving` (the plan reports the warm target in effect below the measured demand: pods wait for IPs now)
+    lets a change that only raises values skip the cooldown, never the dead band or the other guards: each hour
+    at the old values makes pods wait, and raises are bounded by the instance limits, so they cannot flap."""
     values = dict(recommended)
     changed = {v: n for v, n in values.items() if current.get(v) != n}
     relief = urgent and all(v in current and n < current[v] for v, n in changed.items())
+    rescue = starving and all(v in current and n > current[v] for v, n in changed.items())
 
     def hold(reason: GuardReason, message: str) -> Decision:
         return Decision(False, values if reason is GuardReason.DRY_RUN else {}, reason, message)
@@ -100,7 +106,7 @@ def decide(
     if rollout_in_progress:
         return hold(GuardReason.ROLLOUT_IN_PROGRESS, "an aws-node rollout is still in progress")
     cooldown = parse_duration(rollout.cooldown)
-    if last_applied_time is not None and now - last_applied_time < cooldown and not relief:
+    if last_applied_time is not None and now - last_applied_time < cooldown and not (relief or rescue):
         return hold(
             GuardReason.COOLDOWN,
             f"last change {now - last_applied_time:.0f}s ago, cooldown {rollout.cooldown}",
