@@ -23,6 +23,11 @@ class NodeInfo:
 
     `pod_start_times` are the times (seconds, same clock as the planner's `now`) at which IP-consuming pods were
     bound to this node recently; the observe layer keeps only those inside the look-back it needs.
+    `pod_stop_times` are, on the same clock and look-back, the times at which IP-consuming pods on this node
+    stopped (deleted, completed or failed: whenever ipamd got the IP back). A released IP cools down for
+    IP_COOLDOWN_PERIOD before reuse while still counting as available, so the planner needs the stops to size
+    the warm pool under churn. Empty when the observe layer does not track them: the planner then sizes for
+    starts alone.
     """
 
     name: str
@@ -36,6 +41,7 @@ class NodeInfo:
     created_at: float = 0.0
     ip_pods: int = 0  # pods currently holding a VPC IP from ipamd
     pod_start_times: tuple[float, ...] = ()
+    pod_stop_times: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

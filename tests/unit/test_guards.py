@@ -79,6 +79,22 @@ def run(recommended: dict[Variable, int], current: dict[Variable, int], **kw: An
             (False, GuardReason.COOLDOWN),
         ),
         ({IP: 6, MIN: 5}, {IP: 7}, {"urgent": True, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
+        # Starving (pods wait: the warm target in effect is below the demand) lets a raise skip the cooldown ...
+        ({IP: 7}, {IP: 4}, {"starving": True, "last_applied_time": NOW}, (True, GuardReason.APPLY)),
+        ({IP: 7, MIN: 9}, {IP: 4, MIN: 8}, {"starving": True, "last_applied_time": NOW}, (True, GuardReason.APPLY)),
+        # ... never the dead band, the quiet period, a rollout in progress or a pause,
+        ({IP: 5}, {IP: 4}, {"starving": True, "last_applied_time": NOW}, (False, GuardReason.DEAD_BAND)),
+        ({IP: 7}, {IP: 4}, {"starving": True, "quiet_since": None}, (False, GuardReason.NOT_QUIET)),
+        (
+            {IP: 7},
+            {IP: 4},
+            {"starving": True, "rollout_in_progress": True},
+            (False, GuardReason.ROLLOUT_IN_PROGRESS),
+        ),
+        ({IP: 7}, {IP: 4}, {"starving": True, "paused": True}, (False, GuardReason.PAUSED)),
+        # ... and not a change that lowers anything or writes an unset value.
+        ({IP: 7, MIN: 5}, {IP: 4, MIN: 9}, {"starving": True, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
+        ({IP: 7, MIN: 5}, {IP: 4}, {"starving": True, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
     ],
 )
 def test_decide(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from warmpool.observe.facts import node_facts, pod_facts, selector_matches
+from warmpool.observe.facts import node_facts, pod_facts, selector_matches, stop_of
 from warmpool.observe.liveness import CLOCK_MARGIN, LiveSet
 from warmpool.observe.startlog import StartLog
 
@@ -122,3 +122,31 @@ def test_live_set_marks_only_old_missing_objects_stale() -> None:
     assert not live.pod_is_stale("new", 1000.0 - CLOCK_MARGIN / 2)
     assert live.node_is_stale("n9", 0.0)
     assert not live.node_is_stale("n1", 0.0)
+
+
+@pytest.mark.parametrize(
+    ("body", "stopped"),
+    [
+        (pod(), False),
+        (pod(status={"phase": "Succeeded"}), True),
+        (pod(metadata={"deletionTimestamp": "2026-01-01T00:05:00Z"}), True),
+        (pod(hostNetwork=True, status={"phase": "Failed"}), False),  # never held a VPC IP
+        (pod(nodeName=None, status={"phase": "Failed"}), False),
+    ],
+)
+def test_which_pods_release_an_ip(body: dict[str, Any], stopped: bool) -> None:
+    found = stop_of(body, now=500.0)
+    assert (found is not None) is stopped
+    if found is not None:
+        assert found == ("n1", "u1", 500.0)
+
+
+def test_start_log_keeps_stops_apart_from_starts() -> None:
+    log = StartLog(horizon_seconds=100)
+    log.record("n1", "a", 10.0)
+    log.record_stop("n1", "a", 40.0)
+    log.record_stop("n1", "a", 45.0)  # seen again while terminating: the first sighting stands
+    assert log.times("n1", since=0) == (10.0,)
+    assert log.stop_times("n1", since=0) == (40.0,)
+    log.prune(now=145.0)
+    assert log.stop_times("n1", since=0) == ()

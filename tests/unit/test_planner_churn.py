@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from warmpool.api.v1alpha1 import Churn
-from warmpool.planner.churn import ChurnTracker, QuietConfig, epoch_bursts, max_starts_in_window
+from warmpool.planner.churn import (
+    ChurnStats,
+    ChurnTracker,
+    QuietConfig,
+    epoch_bursts,
+    max_starts_in_window,
+    start_demands,
+)
 from warmpool.snapshot import ClusterSnapshot, NodeInfo
 
 W = 30.0
@@ -273,3 +280,96 @@ def test_quiet_since_is_when_churn_was_last_high() -> None:
     resumed = ChurnTracker.from_checkpoint(tracker.to_checkpoint(), CHURN)
     resumed.observe(snap(300.0, node("a")))
     assert resumed.stats(0.95, 300.0).quiet_since == 120.0
+
+
+# ----- demand: starts in a window plus cooling IPs, per pod start -----
+
+
+def test_start_demands_count_starts_in_the_window_and_cooling_ips() -> None:
+    starts = [10.0, 31.0, 35.0, 70.0]
+    stops = [20.0, 36.0]
+    # (demand, held): demand = starts in (t - 30, t] + stops in (t - 30, t], then the largest of that from t to
+    # the end of the epoch (the rest of the burst); held = pods just after t (3 now, minus the later starts,
+    # plus the later stops) + cooling.
+    assert start_demands(starts, stops, W, 30.0, 0, 3, pods_now=3) == {
+        0: [(1, 2)],  # t=10: alone; 3 - 3 + 2 = 2 pods
+        1: [(4, 3), (4, 4)],  # t=35: 10, 31, 35 and the IP stopped at 20; t=31 must absorb that burst too
+        2: [(1, 3)],  # t=70: 31 and 35 are 30 s back, the IP stopped at 36 has cooled down
+    }
+    assert start_demands(starts, stops, W, 30.0, 1, 1, pods_now=3) == {1: [(4, 3), (4, 4)]}
+
+
+def test_start_demands_are_per_start_and_respect_the_half_open_window() -> None:
+    out = start_demands([0.0, 30.0], [], W, 30.0, 0, 1, pods_now=2)
+    assert out == {0: [(1, 1)], 1: [(1, 2)]}  # 0 and 30 are one window apart: never in the same window
+    # equal start times are served one after another, and each start carries the rest of its burst
+    assert start_demands([5.0, 5.0, 5.0], [], W, 30.0, 0, 0, pods_now=3) == {0: [(3, 1), (3, 2), (3, 3)]}
+    # a stop exactly cooldown ago has cooled down
+    assert start_demands([40.0], [10.0], W, 30.0, 1, 1, pods_now=1) == {1: [(1, 1)]}
+    assert start_demands([40.0], [10.5], W, 30.0, 1, 1, pods_now=1) == {1: [(2, 2)]}
+
+
+@given(st.lists(st.floats(min_value=0, max_value=600, allow_nan=False), max_size=40))
+def test_start_demands_cover_the_sliding_max(times: list[float]) -> None:
+    # Without stops, the busiest start's demand is the busiest window's count, boundary rounding included.
+    per_epoch = start_demands(times, [], W, 30.0, 0, 30, pods_now=len(times))
+    demands = [d for samples in per_epoch.values() for d, _ in samples]
+    assert max(demands, default=0) == max_starts_in_window(times, W)
+    assert len(demands) == len(times)
+
+
+def stopping(name: str, starts: list[float], stops: list[float], pods: int) -> NodeInfo:
+    return NodeInfo(
+        name=name, instance_type="m5.large", pod_start_times=tuple(starts), pod_stop_times=tuple(stops), ip_pods=pods
+    )
+
+
+def test_tracker_learns_cooling_ips_from_stops() -> None:
+    # Every pod is replaced 5 s after its predecessor stopped: each start needs its own IP and finds the old
+    # one cooling, so it needs 2 usable IPs where starts alone say 1.
+    starts = [100.0 * k + 5 for k in range(1, 20)]
+    stops = [100.0 * k for k in range(1, 20)]
+    t = ChurnTracker(CHURN)
+    t.next_epoch = 0
+    t.observe(snap(2100.0, stopping("a", starts, stops, pods=10)))
+    s = t.stats(0.95, 2100.0)
+    assert s.covered_burst == 1
+    assert s.covered_demand == 2
+    assert s.demand_samples == pytest.approx(19, rel=0.01)
+
+
+def test_starts_a_minimum_serves_are_left_out_only_once_stops_are_seen() -> None:
+    # A node filling up from 0 to 10 pods in 10 s: demand grows 1..10, needing 1..10 IPs held.
+    starts = [100.0 + k for k in range(10)]
+    t = ChurnTracker(CHURN)
+    t.next_epoch = 0
+    t.observe(snap(300.0, node("a", starts, pods=10)))
+    s = t.stats(0.95, 300.0)
+    assert s.covered_demand == 10
+    assert s.demand_by_minimum == ()  # without stops, past pod counts are unknown: no start is left out
+    assert s.demand_with_minimum(10) == 10
+    t2 = ChurnTracker(CHURN)
+    t2.next_epoch = 0
+    t2.observe(snap(300.0, stopping("a", starts, [5.0], pods=10)))
+    s2 = t2.stats(0.95, 300.0)
+    assert s2.covered_demand == 10
+    assert s2.demand_with_minimum(10) == 0  # a minimum of 10 IPs holds every one of them
+    assert s2.demand_with_minimum(8) == 10  # the 9th and 10th pods need the warm target: 10 starts in 30 s
+    assert s2.demand_with_minimum(-1) == 10
+
+
+def test_demand_survives_a_checkpoint_and_old_checkpoints_load() -> None:
+    t = ChurnTracker(CHURN)
+    t.next_epoch = 0
+    t.observe(snap(2100.0, stopping("a", [105.0, 205.0], [100.0, 200.0], pods=3)))
+    data = json.loads(json.dumps(t.to_checkpoint()))
+    back = ChurnTracker.from_checkpoint(data, CHURN)
+    assert back.stats(0.95, 2100.0) == t.stats(0.95, 2100.0)
+    old = {k: v for k, v in data.items() if k not in ("demand", "stopsSeen")}
+    legacy = ChurnTracker.from_checkpoint(old, CHURN)
+    assert legacy.stats(0.95, 2100.0).demand_samples == 0.0
+
+
+def test_demand_with_minimum_reads_the_staircase() -> None:
+    s = ChurnStats(30.0, 0.95, 0, 0, 0.0, 0, 0.0, 0, True, 0.0, covered_demand=9, demand_by_minimum=((4, 6), (10, 2)))
+    assert [s.demand_with_minimum(m) for m in (-1, 0, 3, 4, 9, 10, 50)] == [9, 9, 9, 6, 6, 2, 2]

@@ -359,3 +359,64 @@ def test_effective_mode(mode: Mode, env: dict[str, str], expected: IpMode) -> No
 def test_deterministic() -> None:
     snapshot, subnets = ten_nodes(100)
     assert run(spec(), stats(7, 20), snapshot, subnets=subnets) == run(spec(), stats(7, 20), snapshot, subnets=subnets)
+
+
+# ----- demand: starts plus cooling IPs, and the starts the minimum serves -----
+
+
+def demand_stats(
+    burst: int, demand: int, pods_per_node: int = 0, by_minimum: tuple[tuple[int, int], ...] = ()
+) -> ChurnStats:
+    return ChurnStats(
+        window=30.0,
+        quantile=0.95,
+        covered_burst=burst,
+        max_burst=burst,
+        burst_samples=100.0,
+        pods_per_node=pods_per_node,
+        density_samples=100.0,
+        current_burst=0,
+        quiet=True,
+        quiet_since=0.0,
+        covered_demand=demand,
+        max_demand=demand,
+        demand_samples=100.0,
+        demand_by_minimum=by_minimum,
+    )
+
+
+def test_warm_target_covers_cooling_ips() -> None:
+    rec = run(spec(manage=[IP]), demand_stats(burst=2, demand=5))
+    assert rec.values[IP] == 6  # 5 usable IPs at the p95 start, plus 1 headroom
+    assert "cooldown" in rec.reasons[IP]
+
+
+def test_demand_replaces_the_epoch_burst_once_measured() -> None:
+    # The per-start demand is the finer measure of the same starts: it wins even when it is lower.
+    assert run(spec(manage=[IP]), demand_stats(burst=6, demand=3)).values[IP] == 4
+    assert run(spec(manage=[IP]), stats(covered=6)).values[IP] == 7
+
+
+def test_starts_served_by_the_minimum_do_not_count_for_the_warm_target() -> None:
+    st = demand_stats(burst=7, demand=7, pods_per_node=12, by_minimum=((8, 4), (12, 2)))
+    rec = run(spec(manage=[IP, MIN]), st)
+    assert rec.values[MIN] == 12
+    assert rec.values[IP] == 3  # only starts on nodes needing more than 12 IPs: demand 2, plus 1 headroom
+    assert "not served by the minimum" in rec.reasons[IP]
+    # Without MINIMUM_IP_TARGET managed, the one on the DaemonSet decides; none set: every start counts.
+    assert run(spec(manage=[IP]), st).values[IP] == 8
+    assert run(spec(manage=[IP]), st, env={"MINIMUM_IP_TARGET": "8"}).values[IP] == 5
+    # A policy maximum on the minimum lowers what it serves.
+    capped = spec(manage=[IP, {"name": "MINIMUM_IP_TARGET", "max": 9}])
+    assert run(capped, st).values[IP] == 5
+
+
+def test_starving_when_the_target_in_effect_is_below_the_demand() -> None:
+    env = {"WARM_IP_TARGET": "3", "MINIMUM_IP_TARGET": "12"}
+    rec = run(spec(manage=[IP, MIN]), demand_stats(burst=2, demand=6, pods_per_node=12), env=env)
+    assert rec.values[IP] == 7
+    assert rec.starving
+    assert "pods wait" in rec.reasons[IP]
+    # Enough in effect, or nothing in effect yet (ipamd on whole ENIs): not starving.
+    assert not run(spec(manage=[IP, MIN]), demand_stats(2, 3, 12), env=env).starving
+    assert not run(spec(manage=[IP, MIN]), demand_stats(2, 6, 12)).starving

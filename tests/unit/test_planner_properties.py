@@ -102,7 +102,27 @@ def cases(draw: st.DrawFn) -> Case:
         quiet=True,
         quiet_since=0.0,
     )
+    if draw(st.booleans()):
+        stats = replace(stats, **draw(demands()))
     return Case(spec, ClusterSnapshot(now=0.0, nodes=tuple(nodes)), subnets, env, stats)
+
+
+@st.composite
+def demands(draw: st.DrawFn, top: int | None = None) -> dict[str, Any]:
+    """Demand figures as the tracker gives them: a covered demand and a staircase that drops with the minimum."""
+    covered = draw(st.integers(0, 300)) if top is None else top
+    steps = sorted(draw(st.sets(st.integers(0, 300), max_size=4)))
+    values = sorted((draw(st.integers(0, covered)) for _ in steps), reverse=True)
+    staircase = []
+    for m, value in zip(steps, values, strict=True):
+        if value < (staircase[-1][1] if staircase else covered):
+            staircase.append((m, value))
+    return {
+        "covered_demand": covered,
+        "max_demand": covered,
+        "demand_samples": 1.0,
+        "demand_by_minimum": tuple(staircase),
+    }
 
 
 def in_scope(case: Case) -> list[InstanceLimits]:
@@ -171,6 +191,31 @@ def test_monotone_in_the_burst(case: Case, other: int) -> None:
             assert a.values[v] <= b.values[v]
     if not a.subnet_pressure and not b.subnet_pressure:
         assert a.values.get(MIN) == b.values.get(MIN)
+
+
+@given(cases(), st.integers(0, 300))
+@settings(max_examples=300)
+def test_monotone_in_the_demand(case: Case, other: int) -> None:
+    # A busier cluster (every demand figure at least as high) never gets a smaller warm target.
+    base = case.stats if case.stats.demand_samples > 0 else replace(case.stats, demand_samples=1.0)
+    lift = other - base.covered_demand if other > base.covered_demand else 0
+    high = replace(
+        base,
+        covered_demand=base.covered_demand + lift,
+        demand_by_minimum=tuple((m, d + lift) for m, d in base.demand_by_minimum),
+    )
+    a = case.run(stats=base)
+    b = case.run(stats=high)
+    for v in (IP, PFX, ENI):
+        if v in a.values:
+            assert a.values[v] <= b.values[v]
+
+
+@given(st.integers(-1, 400), st.integers(-1, 400), demands())
+def test_demand_with_minimum_drops_as_the_minimum_grows(m1: int, m2: int, figures: dict[str, Any]) -> None:
+    stats = ChurnStats(30.0, 0.95, 0, 0, 0.0, 0, 0.0, 0, True, 0.0, **figures)
+    lo, hi = sorted((m1, m2))
+    assert stats.demand_with_minimum(hi) <= stats.demand_with_minimum(lo) <= stats.covered_demand
 
 
 @given(cases())

@@ -164,3 +164,17 @@ def test_p99_over_all() -> None:
     assert p99_over_all([5.0], 100) == 0.0  # 1 of 100 waited: the 99th pod did not
     assert p99_over_all([5.0, 7.0], 100) == 5.0
     assert p99_over_all([3.0] * 10, 10) == 3.0
+
+
+def test_snapshot_carries_pod_stop_times_of_ip_holding_pods() -> None:
+    trace = generate("steady", 1, nodes=4, hours=1.0)
+    strategy = _FlipOnce()
+    simulate(trace, strategy)
+    stops = {e.node: e.t for e in trace.events if isinstance(e, PodStop)}
+    views = strategy.views
+    assert any(n.pod_stop_times for v in views for n in v.snapshot.nodes)
+    for v in views:
+        for n in v.snapshot.nodes:
+            assert list(n.pod_stop_times) == sorted(n.pod_stop_times)
+            assert all(v.now - strategy.lookback <= t <= v.now for t in n.pod_stop_times)
+    assert stops  # the trace has stops to see

@@ -58,6 +58,7 @@ def node_infos(
             created_at=f.created_at,
             ip_pods=live_pods(pod_index.get(f.name, ()), live),
             pod_start_times=start_log.times(f.name, since),
+            pod_stop_times=start_log.stop_times(f.name, since),
         )
         for f in facts
     )

@@ -6,11 +6,12 @@ value when the function returns None, so a pod that finished would go on being c
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import kopf
 
-from warmpool.observe.facts import NodeFacts, PodFacts, is_pending_unbound, node_facts, pod_facts
+from warmpool.observe.facts import NodeFacts, PodFacts, is_pending_unbound, node_facts, pod_facts, stop_of
 
 
 @kopf.index("nodes")
@@ -21,11 +22,14 @@ async def node_index(body: kopf.Body, **_: Any) -> dict[str, NodeFacts]:
 
 @kopf.index("pods")
 async def pod_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, PodFacts]:
+    start_log = getattr(memo, "start_log", None)
+    stop = stop_of(body, time.time())
+    if stop is not None and start_log is not None:
+        start_log.record_stop(*stop)
     found = pod_facts(body)
     if found is None:
         return {}
     node, facts = found
-    start_log = getattr(memo, "start_log", None)
     if start_log is not None:
         start_log.record(node, facts.uid, facts.started_at)
     return {node: facts}

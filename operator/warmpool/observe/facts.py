@@ -129,6 +129,20 @@ def pod_facts(body: Mapping[str, Any]) -> tuple[str, PodFacts] | None:
     return node, PodFacts(uid=body.get("metadata", {}).get("uid", ""), started_at=bound_time(body))
 
 
+def stop_of(body: Mapping[str, Any], now: float) -> tuple[str, str, float] | None:
+    """(node, uid, when) for a bound pod that is releasing its VPC IP: it finished, or is being deleted. The
+    time is when it was first seen so (the IP is freed as its sandbox goes, at about that moment)."""
+    spec = body.get("spec") or {}
+    node = spec.get("nodeName")
+    meta = body.get("metadata", {})
+    if not node or spec.get("hostNetwork"):
+        return None
+    finished = (body.get("status") or {}).get("phase") in FINISHED_PHASES
+    if not finished and not meta.get("deletionTimestamp"):
+        return None
+    return node, meta.get("uid", ""), now
+
+
 def is_pending_unbound(body: Mapping[str, Any]) -> bool:
     """A pod waiting for the scheduler: many of them signal a scale-out."""
     spec = body.get("spec") or {}

@@ -10,6 +10,11 @@ the same epoch twice, and a restart from a checkpoint resumes at the cursor. Epo
 give no sample: quiet windows need no warm pool, and counting them would let idle nights dilute the quantile
 to zero.
 
+Demand (what WARM_IP_TARGET must hold) is sampled once per pod start, in the same epochs and read at the same
+time: the starts in the window before it plus the IPs released within the cooldown before it, raised to the
+largest such figure of the later starts in its epoch (so a covered start means its whole burst is absorbed),
+and filed by the IPs its node needed then, so the starts a MINIMUM_IP_TARGET serves can be left out.
+
 Pod density (pods holding a VPC IP per node) is a state, not an event: each ready node gives one sample per
 epoch in which the tracker is called.
 
@@ -26,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from warmpool.api.v1alpha1 import Churn, parse_duration
-from warmpool.planner.history import DecayingHistogram
+from warmpool.ipamd.pool import IP_COOLDOWN
+from warmpool.planner.history import MAX_VALUE, DecayingHistogram
 from warmpool.snapshot import ClusterSnapshot, NodeInfo
 
 CHECKPOINT_VERSION = 1
@@ -59,7 +65,10 @@ def epoch_bursts(times: Sequence[float], window: float, first_epoch: int, last_e
         k = _epoch_of(s, window)
         if not first_epoch <= k <= last_epoch:
             continue
-        count = bisect.bisect_left(ordered, s + window, lo=i) - i
+        # t is in the window from s when t - window < s: the very comparison `max_starts_in_window` makes.
+        # Writing it as t < s + window instead would round differently at the boundary (s + window can round
+        # down onto t) and the two counts would disagree. t - window is monotone in t, so bisect applies.
+        count = bisect.bisect_left(ordered, s, lo=i, key=lambda t: t - window) - i
         if count > out.get(k, 0):
             out[k] = count
     return out
@@ -74,6 +83,56 @@ def _epoch_of(t: float, window: float) -> int:
     elif t >= (k + 1) * window:
         k += 1
     return k
+
+
+def start_demands(
+    starts: Sequence[float],
+    stops: Sequence[float],
+    window: float,
+    cooldown: float,
+    first_epoch: int,
+    last_epoch: int,
+    pods_now: int,
+) -> dict[int, list[tuple[int, int]]]:
+    """Per epoch k in [first_epoch, last_epoch]: one (demand, held) pair per pod start t inside it, in time
+    order. Epochs without a start are absent.
+
+    demand: the pod starting at t needs a usable IP. When ipamd last refilled the pool (at most one window
+    before) it held WARM_IP_TARGET available IPs, and available IPs include released ones still cooling down.
+    So the pod finds one if WARM_IP_TARGET >= the starts in (t - window, t] (itself included) plus the IPs
+    released in (t - cooldown, t]. The later starts of its burst need theirs too, so each start's demand is
+    raised to the largest demand of the starts after it in the same epoch: covering it absorbs the burst.
+
+    held: the IPs the node must hold at t: pods on it just after the start plus the cooling IPs. When
+    MINIMUM_IP_TARGET is at least that, the minimum alone serves the start (a node filling up after boot).
+    Pods at t are reconstructed backwards from `pods_now` (the snapshot's time): minus the starts after t, plus
+    the stops after t. Comparisons are written as `t - x < y`, like `max_starts_in_window`."""
+    ordered = sorted(starts)
+    released = sorted(stops)
+    out: dict[int, list[tuple[int, int]]] = {}
+    lo_time = first_epoch * window
+    hi_time = (last_epoch + 1) * window
+    for i in range(bisect.bisect_left(ordered, lo_time), len(ordered)):
+        t = ordered[i]
+        if t >= hi_time:
+            break
+        k = _epoch_of(t, window)
+        if not first_epoch <= k <= last_epoch:
+            continue
+        # Equal start times are served one after another: the i-th of them sees the earlier ones only.
+        first = bisect.bisect_right(ordered, t - window, hi=i)
+        stopped = bisect.bisect_right(released, t)
+        cooling = stopped - bisect.bisect_right(released, t - cooldown)
+        pods = pods_now - (len(ordered) - i - 1) + (len(released) - stopped)
+        out.setdefault(k, []).append((i - first + 1 + cooling, max(pods, 0) + cooling))
+    # A burst is absorbed only if its last pods find IPs too: each start carries the largest demand of the
+    # starts from it to the end of its epoch, so covering a share of pod starts covers whole bursts.
+    for samples in out.values():
+        top = 0
+        for j in range(len(samples) - 1, -1, -1):
+            top = max(top, samples[j][0])
+            samples[j] = (top, samples[j][1])
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,17 +162,44 @@ class ChurnStats:
     quiet: bool
     quiet_since: float | None  # churn has been low since then; None while it is high
     busy_reasons: tuple[str, ...] = ()
+    # Starts in one window plus IPs still cooling down, at the quantile of pod starts (see `start_demands`).
+    covered_demand: int = 0
+    max_demand: int = 0
+    demand_samples: float = 0.0  # decayed pod starts behind the demand figures
+    cooldown: float = IP_COOLDOWN
+    # (m, covered demand when MINIMUM_IP_TARGET = m serves every start whose node needed at most m IPs), for
+    # the m where the figure changes, increasing m, decreasing demand; empty when no pod stop was observed
+    # (then the pods at past starts cannot be reconstructed and no start is taken as served by the minimum).
+    demand_by_minimum: tuple[tuple[int, int], ...] = ()
+
+    def demand_with_minimum(self, minimum: int) -> int:
+        """The covered demand WARM_IP_TARGET must meet when MINIMUM_IP_TARGET is `minimum`."""
+        covered = self.covered_demand
+        for m, demand in self.demand_by_minimum:
+            if m > minimum:
+                break
+            covered = demand
+        return covered
 
 
 class ChurnTracker:
     """Feeds snapshots into the two histograms and watches for scaling events; time is the snapshot's."""
 
-    def __init__(self, churn: Churn, quiet: QuietConfig | None = None, settle: float = 10.0) -> None:
+    def __init__(
+        self, churn: Churn, quiet: QuietConfig | None = None, settle: float = 10.0, cooldown: float = IP_COOLDOWN
+    ) -> None:
         self.window = parse_duration(churn.burst_window)
         half_life = parse_duration(churn.half_life)
         self.quiet_config = quiet or QuietConfig()
         self.settle = settle
+        self.cooldown = cooldown  # ipamd's IP_COOLDOWN_PERIOD
         self.bursts = DecayingHistogram(half_life)
+        # One sample per pod start: its demand (starts in a window plus cooling IPs), filed by the IPs its node
+        # had to hold then, so quantiles are over pod starts ("q of pods found at most this demand") and the
+        # starts a MINIMUM_IP_TARGET would serve can be left out.
+        self.half_life = half_life
+        self.demand: dict[int, DecayingHistogram] = {}
+        self.stops_seen = False
         self.density = DecayingHistogram(half_life)
         self.next_epoch: int | None = None  # first epoch whose bursts are not yet in the histogram
         self.last_density_epoch: int | None = None
@@ -163,6 +249,19 @@ class ChurnTracker:
                 count = bursts.get(k)
                 if count:
                     self.bursts.add(count, 1.0, k * self.window)
+        self.stops_seen = self.stops_seen or any(n.pod_stop_times for n in nodes)
+        demands = [
+            start_demands(n.pod_start_times, n.pod_stop_times, self.window, self.cooldown, first, last, n.ip_pods)
+            for n in nodes
+        ]
+        for k in sorted({k for d in demands for k in d}):
+            for d in demands:
+                for demand, held in d.get(k, ()):
+                    key = min(held, MAX_VALUE)
+                    hist = self.demand.get(key)
+                    if hist is None:
+                        hist = self.demand[key] = DecayingHistogram(self.half_life)
+                    hist.add(demand, 1.0, k * self.window)
 
     # ----- scaling-event detector -----
 
@@ -207,6 +306,7 @@ class ChurnTracker:
 
     def stats(self, quantile: float, now: float) -> ChurnStats:
         quiet_since = self.quiet_since()
+        covered = self._demand_quantiles(quantile, now)
         return ChurnStats(
             window=self.window,
             quantile=quantile,
@@ -219,7 +319,40 @@ class ChurnTracker:
             quiet=quiet_since is not None,
             quiet_since=quiet_since,
             busy_reasons=self.busy_reasons,
+            covered_demand=covered[0][1] if covered else 0,
+            max_demand=max((h.max for h in self.demand.values()), default=0),
+            demand_samples=math.fsum(h.total_weight(now) for h in self.demand.values()),
+            cooldown=self.cooldown,
+            demand_by_minimum=tuple(covered[1:]) if self.stops_seen else (),
         )
+
+    def _demand_quantiles(self, q: float, now: float) -> list[tuple[int, int]]:
+        """[(m, the q-quantile of demand when starts whose node needed at most m IPs count as 0)], first for
+        m = -1 (no start left out), then for each m where the figure drops."""
+        samples = [(held, d, w) for held in sorted(self.demand) for d, w in self.demand[held].weights(now)]
+        if not samples:
+            return []
+        total = math.fsum(w for _, _, w in samples)
+        by_demand = sorted(samples, key=lambda x: x[1])
+
+        def quantile(minimum: int) -> int:
+            served = math.fsum(w for held, _, w in samples if held <= minimum)
+            running = served
+            if running >= q * total * (1.0 - 1e-12):
+                return 0
+            for held, d, w in by_demand:
+                if held > minimum:
+                    running += w
+                    if running >= q * total * (1.0 - 1e-12):
+                        return d
+            return by_demand[-1][1]
+
+        out = [(-1, quantile(-1))]
+        for held in sorted(self.demand):
+            value = quantile(held)
+            if value < out[-1][1]:
+                out.append((held, value))
+        return out
 
     # ----- checkpoint -----
 
@@ -235,6 +368,8 @@ class ChurnTracker:
             "lastBusy": self.last_busy,
             "bursts": self.bursts.to_checkpoint(),
             "density": self.density.to_checkpoint(),
+            "demand": [[held, self.demand[held].to_checkpoint()] for held in sorted(self.demand)],
+            "stopsSeen": self.stops_seen or None,
         }
         return {k: v for k, v in data.items() if v is not None}
 
@@ -250,7 +385,10 @@ class ChurnTracker:
         old_window = float(data["window"])
         tracker.bursts = DecayingHistogram.from_checkpoint(data["bursts"])
         tracker.density = DecayingHistogram.from_checkpoint(data["density"])
-        for hist in (tracker.bursts, tracker.density):
+        # "demand" is absent in checkpoints written before demand was tracked: it then starts empty.
+        tracker.demand = {int(held): DecayingHistogram.from_checkpoint(h) for held, h in data.get("demand", [])}
+        tracker.stops_seen = bool(data.get("stopsSeen", False))
+        for hist in (tracker.bursts, tracker.density, *tracker.demand.values()):
             hist.half_life = parse_duration(churn.half_life)
 
         def convert(epoch: Any) -> int | None:

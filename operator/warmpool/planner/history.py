@@ -78,6 +78,11 @@ class DecayingHistogram:
         decay: float = 2.0 ** ((self.reference - at) / self.half_life)
         return math.fsum(self._buckets.values()) * decay
 
+    def weights(self, at: float) -> list[tuple[int, float]]:
+        """(value, weight as seen at time `at`) for every value held, in increasing value."""
+        decay: float = 2.0 ** ((self.reference - at) / self.half_life)
+        return [(v, self._buckets[v] * decay) for v in sorted(self._buckets)]
+
     @property
     def max(self) -> int:
         """The largest value still held (0 when empty)."""

@@ -2,7 +2,10 @@
 the values of the managed ipamd variables, the reason for each, and the conditions to report.
 
 Order of the rules, each a clamp that can only lower or raise as stated:
-1. the covered burst plus headroom gives the raw warm need; the typical pod density gives the minimum;
+1. the covered demand plus headroom gives the raw warm need: at the policy's quantile of pod starts, the starts
+   in one window plus the IPs still cooling down (they count as available but cannot be reused), leaving out
+   starts on nodes that needed no more IPs than MINIMUM_IP_TARGET holds (the minimum serves those); before any
+   demand is measured, the covered burst of starts alone. The typical pod density gives the minimum;
 2. the policy's min/max bounds;
 3. instance limits (they win over the policy's min: a value a node cannot hold is never written), including
    WARM_IP_TARGET <= one ENI's worth of IPs on the smallest instance type (VPC CNI issue #1872);
@@ -62,6 +65,9 @@ class Recommendation:
     nodes: int = 0
     pods: int = 0
     smallest_instance_type: str | None = None
+    # The WARM_IP_TARGET in effect is below the measured demand (starts plus cooling IPs at the quantile) and
+    # the recommendation raises it: pods wait for IPs now (see `guards.decide`'s `starving`).
+    starving: bool = False
 
     def condition(self, kind: ConditionType) -> PlanCondition | None:
         return next((c for c in self.conditions if c.type == kind), None)
@@ -125,13 +131,32 @@ def plan(
     eni_ips = smallest.ips_per_eni(mode)
     pod_cap = min(min(lim.max_pod_ips(mode), lim.max_pods(mode) - HOST_NETWORK_PODS) for lim in known)
 
-    covered = stats.covered_burst
+    current = targets_from_env(current_env)
+    # The minimum ipamd will hold on every node, as far as the policy and the limits let it be written: starts
+    # on a node that needs no more IPs than that are served by the minimum, not by the warm target.
+    minimum = current.minimum_ip
+    if Variable.MINIMUM_IP_TARGET in managed:
+        minimum = _clamp(spec, Variable.MINIMUM_IP_TARGET, stats.pods_per_node, pod_cap)
+    if stats.demand_samples > 0:
+        # Per pod start: the starts in the window plus the IPs still cooling then, which count as available
+        # but cannot be handed out (IP_COOLDOWN_PERIOD; VPC CNI issues #1700, #2896).
+        covered = stats.demand_with_minimum(minimum)
+        served = " not served by the minimum" if covered < stats.covered_demand else ""
+    else:
+        covered = stats.covered_burst
     headroom = spec.churn.headroom_ips + math.ceil(spec.churn.headroom_ratio * covered)
     need = covered + headroom
-    burst_text = (
-        f"the p{_pct(stats.quantile)} burst of {covered} pod starts per node in {stats.window:g}s "
-        f"plus {headroom} headroom"
-    )
+    if stats.demand_samples > 0:
+        burst_text = (
+            f"the burst seen by the p{_pct(stats.quantile)} pod start{served}: {covered} usable IPs per node "
+            f"(starts in {stats.window:g}s plus IPs still in the {stats.cooldown:g}s cooldown), plus {headroom} "
+            "headroom"
+        )
+    else:
+        burst_text = (
+            f"the p{_pct(stats.quantile)} burst of {covered} pod starts per node in {stats.window:g}s "
+            f"plus {headroom} headroom"
+        )
 
     raw: dict[Variable, tuple[int, str]] = {
         Variable.WARM_IP_TARGET: (need, f"{need} IPs cover {burst_text}"),
@@ -185,7 +210,6 @@ def plan(
         reasons[v] = notes
         floors[v] = min(lo, cap)
 
-    current = targets_from_env(current_env)
     _enforce_safety(mode, values, reasons, floors, current)
 
     budgets, pressure = _fit_subnets(spec, snapshot, limits, subnets, mode, values, reasons, floors, current)
@@ -209,6 +233,15 @@ def plan(
             )
         )
 
+    starving = False
+    in_effect = current.warm_ip if current.ip_targets_set else 0
+    if in_effect > 0 and values.get(Variable.WARM_IP_TARGET, 0) > in_effect and in_effect < covered:
+        starving = True
+        reasons[Variable.WARM_IP_TARGET].append(
+            f"the WARM_IP_TARGET of {in_effect} in effect is below the measured demand of {covered}: pods wait "
+            "for IPs now"
+        )
+
     return Recommendation(
         mode=mode,
         values=values,
@@ -219,7 +252,18 @@ def plan(
         nodes=len(nodes),
         pods=pods,
         smallest_instance_type=smallest.instance_type,
+        starving=starving,
     )
+
+
+def _clamp(spec: WarmPoolPolicySpec, v: Variable, value: int, cap: int) -> int:
+    """`value` within the policy's bounds for `v`, then within `cap`: the clamps of the main loop."""
+    bounds = spec.bounds(v)
+    if bounds is not None:
+        value = max(value, bounds.min)
+        if bounds.max is not None:
+            value = min(value, bounds.max)
+    return min(value, cap)
 
 
 def _applies(v: Variable, mode: IpMode) -> bool:

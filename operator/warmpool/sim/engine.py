@@ -152,6 +152,7 @@ class Engine:
         self.nodes: dict[str, NodePool] = {}
         self.node_meta: dict[str, tuple[NodeAdd, InstanceLimits]] = {}
         self.recent_starts: dict[str, deque[float]] = {}
+        self.recent_stops: dict[str, deque[float]] = {}
         self.subnets: dict[str, Subnet] = {}
         self.heap: list[tuple[float, int, int, Any]] = []
         self.seq = 0
@@ -229,6 +230,8 @@ class Engine:
             starts.append(e.t)
         elif isinstance(e, PodStop):
             node = self.nodes[e.node]
+            if e.pod in node.pods:  # a pod rejected at start never held an IP
+                self.recent_stops[e.node].append(e.t)
             self._op(node, node.pod_stop, e.pod, e.t)
         elif isinstance(e, NodeAdd):
             lim = self.limits_lookup(e)
@@ -236,6 +239,7 @@ class Engine:
             self.nodes[e.node] = node
             self.node_meta[e.node] = (e, lim)
             self.recent_starts[e.node] = deque()
+            self.recent_stops[e.node] = deque()
             self.node_counts.append((e.t, len(self.nodes)))
             self._schedule(node)
         elif isinstance(e, NodeRemove):
@@ -245,6 +249,7 @@ class Engine:
             self.in_use -= node.assigned
             self._retire(node)
             del self.nodes[e.node]
+            del self.recent_starts[e.node], self.recent_stops[e.node]
             self.scheduled.pop(e.node, None)
             self.node_counts.append((e.t, len(self.nodes)))
         elif isinstance(e, SubnetFree):
@@ -266,8 +271,10 @@ class Engine:
             add, lim = self.node_meta[name]
             limits[lim.instance_type] = lim
             starts = self.recent_starts[name]
-            while starts and starts[0] < now - lookback:
-                starts.popleft()
+            stops = self.recent_stops[name]
+            for times in (starts, stops):
+                while times and times[0] < now - lookback:
+                    times.popleft()
             infos.append(
                 NodeInfo(
                     name=name,
@@ -278,6 +285,7 @@ class Engine:
                     created_at=add.t,
                     ip_pods=len(node.pods),
                     pod_start_times=tuple(starts),
+                    pod_stop_times=tuple(stops),
                 )
             )
         history = tuple((t, c) for t, c in self.node_counts if t >= now - 900)

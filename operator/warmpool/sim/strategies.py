@@ -66,6 +66,7 @@ class PlannerStrategy(ClosedLoopStrategy):
             paused=spec.paused,
             rollout_in_progress=view.rollout_in_progress,
             urgent=rec.subnet_pressure,
+            starving=rec.starving,
         )
         if not decision.apply:
             return None
