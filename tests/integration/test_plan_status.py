@@ -140,6 +140,7 @@ def test_status_shows_recommendation_reasons_and_burst(
     assert f'warmpool_recommended_value{{policy="{policy}",variable="WARM_IP_TARGET"}} 6.0' in exposition
     assert 'warmpool_ec2_calls_total{operation="DescribeSubnets"}' in exposition
     assert f'warmpool_changes_refused_total{{policy="{policy}",reason="dry_run"}}' in exposition
+    assert 'warmpool_index_size{index="pods"}' in exposition
     with urllib.request.urlopen(f"http://127.0.0.1:{run_operator.liveness_port}/healthz", timeout=5) as response:
         assert response.status == 200
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 
+from warmpool import metrics
 from warmpool.api import v1alpha1
 from warmpool.controller import reconcile_policy
 from warmpool.controller.context import OperatorContext
@@ -44,6 +45,9 @@ async def plan_policy(
     ctx: OperatorContext = memo.ctx
     now = time.time()
     await _refresh_live_set(ctx, now, logger)
+    metrics.INDEX_SIZE.labels("nodes").set(len(node_index))
+    metrics.INDEX_SIZE.labels("pods").set(sum(len(store) for store in pod_index.values()))
+    metrics.INDEX_SIZE.labels("pod_events").set(len(ctx.start_log))
     ctx.start_log.prune(now, live_nodes=set(node_index))
     status, events = await reconcile_policy(
         body=body,
