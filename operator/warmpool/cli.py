@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from warmpool.api.crd import render_crd_yaml
+from warmpool.e2e.demo import demo
 from warmpool.sim.cli import simulate
 
 
@@ -107,6 +108,7 @@ def _print_env(state: Any) -> None:
 
 
 main.add_command(simulate)
+main.add_command(demo)
 
 
 if __name__ == "__main__":  # pragma: no cover
