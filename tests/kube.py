@@ -10,6 +10,10 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 
+from warmpool.e2e.kube import AWS_NODE_ENV, aws_node_daemonset, mark_rollout_complete
+
+__all__ = ["AWS_NODE_ENV", "aws_node_daemonset", "mark_rollout_complete"]
+
 T = TypeVar("T")
 
 
@@ -120,53 +124,6 @@ def ensure_namespace(core: client.CoreV1Api, name: str) -> None:
             raise
 
 
-# The aws-node container env as the EKS add-on ships it (VPC CNI v1.19-ish), trimmed to what matters here.
-EKS_AWS_NODE_ENV: list[dict[str, Any]] = [
-    {"name": "ADDITIONAL_ENI_TAGS", "value": "{}"},
-    {"name": "AWS_VPC_CNI_NODE_PORT_SUPPORT", "value": "true"},
-    {"name": "AWS_VPC_ENI_MTU", "value": "9001"},
-    {"name": "AWS_VPC_K8S_CNI_EXTERNALSNAT", "value": "false"},
-    {"name": "AWS_VPC_K8S_CNI_LOGLEVEL", "value": "DEBUG"},
-    {"name": "ENABLE_IPv4", "value": "true"},
-    {"name": "ENABLE_IPv6", "value": "false"},
-    {"name": "ENABLE_POD_ENI", "value": "false"},
-    {"name": "ENABLE_PREFIX_DELEGATION", "value": "false"},
-    {"name": "MY_NODE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}},
-    {"name": "WARM_ENI_TARGET", "value": "1"},
-    {"name": "WARM_PREFIX_TARGET", "value": "1"},
-]
-
-
-def aws_node_daemonset(namespace: str, env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    labels = {"k8s-app": "aws-node"}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": "aws-node", "namespace": namespace, "labels": labels},
-        "spec": {
-            "selector": {"matchLabels": labels},
-            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "hostNetwork": True,
-                    "priorityClassName": "system-node-critical",
-                    "containers": [
-                        {
-                            "name": "aws-node",
-                            "image": "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.19.2",
-                            "env": env if env is not None else [dict(e) for e in EKS_AWS_NODE_ENV],
-                            "ports": [{"containerPort": 61678, "name": "metrics"}],
-                        },
-                        {"name": "aws-eks-nodeagent", "image": "registry.invalid/nodeagent:1", "env": []},
-                    ],
-                    "initContainers": [{"name": "aws-vpc-cni-init", "image": "registry.invalid/init:1"}],
-                },
-            },
-        },
-    }
-
-
 def create_aws_node(
     api: client.ApiClient, namespace: str, field_manager: str = "kubectl-client-side-apply", apply: bool = False
 ) -> dict[str, Any]:
@@ -194,27 +151,6 @@ def read_aws_node(api: client.ApiClient, namespace: str) -> dict[str, Any]:
         client.AppsV1Api(api).read_namespaced_daemon_set("aws-node", namespace)
     )
     return out
-
-
-def mark_rollout_complete(api: client.ApiClient, namespace: str, desired: int = 3) -> None:
-    """What the DaemonSet controller would write once every node runs the current template."""
-    apps = client.AppsV1Api(api)
-    generation = apps.read_namespaced_daemon_set("aws-node", namespace).metadata.generation
-    apps.patch_namespaced_daemon_set_status(
-        "aws-node",
-        namespace,
-        {
-            "status": {
-                "observedGeneration": generation,
-                "desiredNumberScheduled": desired,
-                "currentNumberScheduled": desired,
-                "updatedNumberScheduled": desired,
-                "numberAvailable": desired,
-                "numberReady": desired,
-                "numberMisscheduled": 0,
-            }
-        },
-    )
 
 
 def container_env(ds: dict[str, Any], container: str = "aws-node") -> dict[str, Any]:

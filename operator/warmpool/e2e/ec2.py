@@ -22,6 +22,15 @@ AWS_ENV = {
 }
 
 
+def stop_moto_server(server: Any) -> None:
+    """Stop a ThreadedMotoServer and close its listening socket. `stop()` alone only ends serve_forever(): new
+    connections would queue in the listen backlog and time out instead of being refused at once."""
+    server.stop()
+    wsgi = getattr(server, "_server", None)
+    if wsgi is not None:
+        wsgi.server_close()
+
+
 @dataclass
 class MotoEc2:
     """Start with `start()`, stop with `stop()`; `subnets` maps zone -> subnet id once `create_network` ran."""
@@ -51,10 +60,7 @@ class MotoEc2:
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.stop()
-            wsgi = getattr(server, "_server", None)
-            if wsgi is not None:
-                wsgi.server_close()
+            stop_moto_server(server)
 
     def client(self) -> Any:
         import boto3

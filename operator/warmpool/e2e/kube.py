@@ -70,9 +70,14 @@ def pod_body(name: str, namespace: str, node: str) -> dict[str, Any]:
 
 # The aws-node container env as the EKS add-on ships it (VPC CNI v1.19), trimmed to what matters here.
 AWS_NODE_ENV: list[dict[str, Any]] = [
+    {"name": "ADDITIONAL_ENI_TAGS", "value": "{}"},
+    {"name": "AWS_VPC_CNI_NODE_PORT_SUPPORT", "value": "true"},
+    {"name": "AWS_VPC_ENI_MTU", "value": "9001"},
+    {"name": "AWS_VPC_K8S_CNI_EXTERNALSNAT", "value": "false"},
     {"name": "AWS_VPC_K8S_CNI_LOGLEVEL", "value": "DEBUG"},
     {"name": "ENABLE_IPv4", "value": "true"},
     {"name": "ENABLE_IPv6", "value": "false"},
+    {"name": "ENABLE_POD_ENI", "value": "false"},
     {"name": "ENABLE_PREFIX_DELEGATION", "value": "false"},
     {"name": "MY_NODE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}},
     {"name": "WARM_ENI_TARGET", "value": "1"},
@@ -80,7 +85,9 @@ AWS_NODE_ENV: list[dict[str, Any]] = [
 ]
 
 
-def aws_node_daemonset(namespace: str = "kube-system") -> dict[str, Any]:
+def aws_node_daemonset(namespace: str = "kube-system", env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An aws-node DaemonSet shaped like EKS's: the aws-node container beside a node agent and an init container,
+    so a test can tell that only the aws-node env changed."""
     labels = {"k8s-app": "aws-node"}
     return {
         "apiVersion": "apps/v1",
@@ -98,9 +105,12 @@ def aws_node_daemonset(namespace: str = "kube-system") -> dict[str, Any]:
                         {
                             "name": "aws-node",
                             "image": "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.19.2",
-                            "env": [dict(e) for e in AWS_NODE_ENV],
-                        }
+                            "env": env if env is not None else [dict(e) for e in AWS_NODE_ENV],
+                            "ports": [{"containerPort": 61678, "name": "metrics"}],
+                        },
+                        {"name": "aws-eks-nodeagent", "image": "registry.invalid/nodeagent:1", "env": []},
                     ],
+                    "initContainers": [{"name": "aws-vpc-cni-init", "image": "registry.invalid/init:1"}],
                 },
             },
         },
@@ -112,7 +122,7 @@ def rollout_pending(ds: Any) -> bool:
     return (ds.status.observed_generation or 0) < (ds.metadata.generation or 0)
 
 
-def mark_rollout_complete(api: client.ApiClient, namespace: str, desired: int, name: str = "aws-node") -> None:
+def mark_rollout_complete(api: client.ApiClient, namespace: str, desired: int = 3, name: str = "aws-node") -> None:
     """What the DaemonSet controller writes once every node runs the current template."""
     apps = client.AppsV1Api(api)
     generation = apps.read_namespaced_daemon_set(name, namespace).metadata.generation
