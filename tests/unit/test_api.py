@@ -26,7 +26,8 @@ def test_defaults_are_the_documented_ones() -> None:
     )
     assert spec.mode is v1alpha1.Mode.AUTO
     assert spec.managed_variables == [v1alpha1.Variable.WARM_IP_TARGET, v1alpha1.Variable.MINIMUM_IP_TARGET]
-    assert spec.churn.burst_quantile == 0.95
+    assert spec.churn.burst_quantile == 0.999
+    assert [m.min for m in spec.manage] == [0, 0]  # 0 lets WARM_IP_TARGET hand the pool to whole ENIs
     assert v1alpha1.parse_duration(spec.churn.burst_window) == 30
     assert spec.subnet_reserve == 0.2
     assert v1alpha1.parse_duration(spec.rollout.cooldown) == 6 * 3600

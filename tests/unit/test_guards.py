@@ -79,22 +79,40 @@ def run(recommended: dict[Variable, int], current: dict[Variable, int], **kw: An
             (False, GuardReason.COOLDOWN),
         ),
         ({IP: 6, MIN: 5}, {IP: 7}, {"urgent": True, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
-        # Starving (pods wait: the warm target in effect is below the demand) lets a raise skip the cooldown ...
-        ({IP: 7}, {IP: 4}, {"starving": True, "last_applied_time": NOW}, (True, GuardReason.APPLY)),
-        ({IP: 7, MIN: 9}, {IP: 4, MIN: 8}, {"starving": True, "last_applied_time": NOW}, (True, GuardReason.APPLY)),
+        # Starving (pods wait: the targets in effect leave the demand uncovered) lets the raise of WARM_IP_TARGET
+        # the plan names skip the cooldown ...
+        ({IP: 7}, {IP: 4}, {"rescue": {IP: 7}, "last_applied_time": NOW}, (True, GuardReason.APPLY)),
+        (
+            {IP: 1, MIN: 20},
+            {IP: 4, MIN: 8},
+            {"rescue": {IP: 7, MIN: 8}, "last_applied_time": NOW},
+            (True, GuardReason.APPLY),
+        ),
         # ... never the dead band, the quiet period, a rollout in progress or a pause,
-        ({IP: 5}, {IP: 4}, {"starving": True, "last_applied_time": NOW}, (False, GuardReason.DEAD_BAND)),
-        ({IP: 7}, {IP: 4}, {"starving": True, "quiet_since": None}, (False, GuardReason.NOT_QUIET)),
+        ({IP: 5}, {IP: 4}, {"rescue": {IP: 5}, "last_applied_time": NOW}, (False, GuardReason.DEAD_BAND)),
+        (
+            {IP: 9, MIN: 5},
+            {IP: 8, MIN: 9},
+            {"rescue": {IP: 9, MIN: 9}, "last_applied_time": NOW},
+            (False, GuardReason.COOLDOWN),
+        ),
+        ({IP: 7}, {IP: 4}, {"rescue": {IP: 7}, "quiet_since": None}, (False, GuardReason.NOT_QUIET)),
         (
             {IP: 7},
             {IP: 4},
-            {"starving": True, "rollout_in_progress": True},
+            {"rescue": {IP: 7}, "rollout_in_progress": True},
             (False, GuardReason.ROLLOUT_IN_PROGRESS),
         ),
-        ({IP: 7}, {IP: 4}, {"starving": True, "paused": True}, (False, GuardReason.PAUSED)),
-        # ... and not a change that lowers anything or writes an unset value.
-        ({IP: 7, MIN: 5}, {IP: 4, MIN: 9}, {"starving": True, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
-        ({IP: 7, MIN: 5}, {IP: 4}, {"starving": True, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
+        ({IP: 7}, {IP: 4}, {"rescue": {IP: 7}, "paused": True}, (False, GuardReason.PAUSED)),
+        # ... the whole-ENI fallback too (both IP targets 0), when the warm target is stuck at the instance cap,
+        (
+            {IP: 0, MIN: 0},
+            {IP: 5, MIN: 0},
+            {"rescue": {IP: 0, MIN: 0}, "last_applied_time": NOW},
+            (True, GuardReason.APPLY),
+        ),
+        # ... and not when WARM_IP_TARGET is unset on the DaemonSet (the first write goes through every guard).
+        ({IP: 7, MIN: 5}, {MIN: 5}, {"rescue": {IP: 7}, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
     ],
 )
 def test_decide(
@@ -104,6 +122,25 @@ def test_decide(
     expected: tuple[bool, str],
 ) -> None:
     assert run(recommended, current, **kw) == expected
+
+
+@pytest.mark.parametrize("current", [{}, {IP: 0}, {MIN: 0}, {IP: 0, MIN: 0}])
+def test_zero_ip_targets_equal_unset_ones(current: dict[Variable, int]) -> None:
+    # ipamd reads an absent WARM_IP_TARGET / MINIMUM_IP_TARGET as 0: writing 0 alone is no change, no rollout.
+    assert run({IP: 0, MIN: 0}, current) == (False, GuardReason.NO_CHANGE)
+
+
+def test_starving_within_the_cooldown_only_raises_the_warm_target() -> None:
+    # The plan trades the warm target for a larger minimum; within the cooldown only the rescue raise of
+    # WARM_IP_TARGET is written, the minimum stays, and the whole recommendation waits for the cooldown.
+    recommended, current = {IP: 1, MIN: 20}, {IP: 4, MIN: 8}
+    calm = {"quiet_since": NOW - 3600, "rescue": {IP: 7, MIN: 8}}
+    within = decide(recommended, current, ROLLOUT, now=NOW, last_applied_time=NOW - 60, **calm)
+    assert within.apply
+    assert within.values == {IP: 7, MIN: 8}
+    after = decide(recommended, current, ROLLOUT, now=NOW, last_applied_time=LONG_AGO, **calm)
+    assert after.apply
+    assert after.values == recommended
 
 
 def test_one_change_beyond_the_band_writes_every_managed_value() -> None:

@@ -18,6 +18,7 @@ IP = Variable.WARM_IP_TARGET
 MIN = Variable.MINIMUM_IP_TARGET
 ENI = Variable.WARM_ENI_TARGET
 PFX = Variable.WARM_PREFIX_TARGET
+ONE_IP = {"name": "WARM_IP_TARGET", "min": 1}  # a policy that never leaves the pool to whole ENIs
 
 LIMITS = {
     lim.instance_type: lim
@@ -90,7 +91,8 @@ def run(
         # headroomRatio: 10 + 1 + ceil(0.2 * 10) = 13, within m5.xlarge's 14 IPs per ENI.
         (spec(churn={"headroomRatio": 0.2}), stats(10, 5), ["m5.xlarge"], {}, {IP: 13, MIN: 5}),
         # WARM_IP never above one ENI of the smallest type in scope (#1872): t3.medium has 5 usable IPs.
-        (spec(), stats(20, 10), ["m5.large", "t3.medium"], {}, {IP: 5, MIN: 10}),
+        # (With the policy's default min of 0 the pool goes to whole ENIs instead: see the fallback tests.)
+        (spec(manage=[ONE_IP, MIN]), stats(20, 10), ["m5.large", "t3.medium"], {}, {IP: 5, MIN: 10}),
         # MINIMUM_IP never above the pod IPs of the smallest type: t3.small holds 9.
         (spec(), stats(1, 30), ["t3.small", "m5.large"], {}, {IP: 2, MIN: 9}),
         # WARM_ENI alone: ceil((10 + 1) / 9 usable IPs per m5.large ENI) = 2.
@@ -106,7 +108,13 @@ def run(
         (spec(mode="Prefix"), stats(200, 200), ["m5.large"], {}, {IP: 108, MIN: 108}),
         # Auto follows ENABLE_PREFIX_DELEGATION: the same burst allows more in prefix mode.
         (spec(), stats(30, 5), ["m5.large"], {"ENABLE_PREFIX_DELEGATION": "true"}, {IP: 31, MIN: 5}),
-        (spec(), stats(30, 5), ["m5.large"], {"ENABLE_PREFIX_DELEGATION": "false"}, {IP: 9, MIN: 5}),
+        (
+            spec(manage=[ONE_IP, MIN]),
+            stats(30, 5),
+            ["m5.large"],
+            {"ENABLE_PREFIX_DELEGATION": "false"},
+            {IP: 9, MIN: 5},
+        ),
     ],
 )
 def test_values(
@@ -147,7 +155,7 @@ def test_reasons_carry_the_numbers() -> None:
     rec = run(spec(), stats(7, 20))
     assert "8 IPs cover the p95 burst of 7 pod starts per node in 30s plus 1 headroom" in rec.reasons[IP]
     assert "20 pods" in rec.reasons[MIN]
-    rec = run(spec(), stats(20, 10), cluster("m5.large", "t3.medium"))
+    rec = run(spec(manage=[ONE_IP, MIN]), stats(20, 10), cluster("m5.large", "t3.medium"))
     assert "#1872" in rec.reasons[IP]
     assert "t3.medium" in rec.reasons[IP]
 
@@ -411,12 +419,110 @@ def test_starts_served_by_the_minimum_do_not_count_for_the_warm_target() -> None
     assert run(capped, st).values[IP] == 5
 
 
-def test_starving_when_the_target_in_effect_is_below_the_demand() -> None:
+def test_starving_when_the_targets_in_effect_leave_the_demand_uncovered() -> None:
     env = {"WARM_IP_TARGET": "3", "MINIMUM_IP_TARGET": "12"}
     rec = run(spec(manage=[IP, MIN]), demand_stats(burst=2, demand=6, pods_per_node=12), env=env)
     assert rec.values[IP] == 7
-    assert rec.starving
+    assert rec.rescue == {IP: 7, MIN: 12}  # demand 6 plus 1 headroom, next to the minimum in effect
     assert "pods wait" in rec.reasons[IP]
+    # The minimum in effect serves part of the demand: the rescue covers only the rest.
+    by_min = demand_stats(burst=2, demand=9, pods_per_node=12, by_minimum=((12, 5),))
+    assert run(spec(manage=[IP, MIN]), by_min, env=env).rescue == {IP: 6, MIN: 12}
     # Enough in effect, or nothing in effect yet (ipamd on whole ENIs): not starving.
     assert not run(spec(manage=[IP, MIN]), demand_stats(2, 3, 12), env=env).starving
     assert not run(spec(manage=[IP, MIN]), demand_stats(2, 6, 12)).starving
+    # A rescue never passes the caps: WARM_IP_TARGET already at the policy maximum is not starving.
+    capped = spec(manage=[{"name": "WARM_IP_TARGET", "max": 3}, MIN])
+    assert not run(capped, demand_stats(2, 6, 12), env=env).starving
+
+
+# ----- choosing MINIMUM_IP_TARGET -----
+
+
+def density_stats(
+    demand: int, by_minimum: tuple[tuple[int, int], ...], density: tuple[tuple[int, float], ...], pods_per_node: int
+) -> ChurnStats:
+    from dataclasses import replace
+
+    return replace(
+        demand_stats(burst=demand, demand=demand, pods_per_node=pods_per_node, by_minimum=by_minimum),
+        density=density,
+    )
+
+
+def test_a_minimum_that_serves_every_start_wins_when_pods_per_node_are_steady() -> None:
+    # Nodes run 17 or 18 pods; every start happened on a node needing at most 19 IPs (pods plus cooling).
+    # MINIMUM 19 + WARM 1 holds 1-2 spare IPs per node; the typical density (18) needs WARM 6: 6 spare.
+    st = density_stats(5, ((18, 3), (19, 0)), ((17, 50.0), (18, 50.0)), pods_per_node=18)
+    rec = run(spec(manage=[IP, MIN]), st)
+    assert rec.values == {IP: 1, MIN: 19}
+    assert "1.5 spare IPs per node" in rec.reasons[MIN]
+
+
+def test_a_wide_spread_of_pods_per_node_keeps_the_warm_target() -> None:
+    # Half the node-time at 2 pods, half at 18: a minimum of 19 would idle 17 IPs on the quiet nodes, more
+    # than a warm target of 6 everywhere.
+    st = density_stats(5, ((18, 3), (19, 0)), ((2, 50.0), (18, 50.0)), pods_per_node=10)
+    rec = run(spec(manage=[IP, MIN]), st)
+    assert rec.values[IP] == 6
+    assert rec.values[MIN] in (0, 10)
+
+
+def test_prefix_mode_counts_whole_prefixes_when_choosing_the_minimum() -> None:
+    # In prefix mode a minimum of 19 rounds up to two prefixes (32 IPs): 14 spare at 18 pods, while WARM 6
+    # fits 18 + 6 = 24 in the same two prefixes. Equal spare: the lower minimum wins.
+    st = density_stats(5, ((18, 3), (19, 0)), ((18, 100.0),), pods_per_node=18)
+    rec = run(spec(mode="Prefix", manage=[IP, MIN]), st, env={"ENABLE_PREFIX_DELEGATION": "true"})
+    assert rec.values[MIN] < 19
+
+
+def test_without_pod_stops_the_typical_density_stays_the_minimum() -> None:
+    st = density_stats(5, (), ((17, 50.0), (18, 50.0)), pods_per_node=18)
+    assert run(spec(manage=[IP, MIN]), st).values == {IP: 6, MIN: 18}
+
+
+# ----- whole-ENI fallback (VPC CNI #1872 cap) -----
+
+
+def test_demand_beyond_the_cap_leaves_the_pool_to_whole_enis() -> None:
+    # t3.medium holds 5 IPs per ENI: WARM_IP_TARGET may not pass 5, yet the demand is 12. With both IP targets
+    # 0, WARM_ENI_TARGET=1 keeps at least 5 spare on t3.medium and 29 on m5.4xlarge.
+    snap = cluster("t3.medium", "m5.4xlarge")
+    rec = run(spec(manage=[IP, MIN]), demand_stats(burst=12, demand=12), snapshot=snap, env={"WARM_ENI_TARGET": "1"})
+    assert rec.whole_enis
+    assert rec.values == {IP: 0, MIN: 0}
+    assert "#1872" in rec.reasons[IP]
+    assert "WARM_ENI_TARGET=1" in rec.reasons[IP]
+
+
+@pytest.mark.parametrize(
+    ("policy", "env"),
+    [
+        (spec(manage=[ONE_IP, MIN]), {}),  # the policy forbids 0
+        (spec(manage=[{"name": "WARM_IP_TARGET", "max": 4}, MIN]), {}),  # the policy's own cap binds first
+        (spec(manage=[IP, MIN]), {"WARM_ENI_TARGET": "0"}),  # no whole ENIs to fall back to
+        (spec(manage=[IP]), {"MINIMUM_IP_TARGET": "10"}),  # a minimum set by someone else would freeze nodes
+    ],
+    ids=["min-1", "policy-max", "warm-eni-0", "foreign-minimum"],
+)
+def test_no_whole_eni_fallback(policy: WarmPoolPolicySpec, env: dict[str, str]) -> None:
+    snap = cluster("t3.medium", "m5.4xlarge")
+    rec = run(policy, demand_stats(burst=12, demand=12), snapshot=snap, env=env)
+    assert not rec.whole_enis
+    assert rec.values[IP] >= 1
+
+
+def test_whole_eni_fallback_is_skipped_when_the_subnet_cannot_afford_it() -> None:
+    snap = cluster("t3.medium", "m5.4xlarge")
+    tight = {"subnet-a": SubnetInfo("subnet-a", "eu-west-1a", 40)}
+    rec = run(spec(manage=[IP, MIN]), demand_stats(burst=12, demand=12), snapshot=snap, subnets=tight)
+    assert not rec.whole_enis
+    assert rec.values[IP] >= 1
+
+
+def test_starving_at_the_cap_rescues_with_whole_enis() -> None:
+    snap = cluster("t3.medium", "m5.4xlarge")
+    env = {"WARM_ENI_TARGET": "1", "WARM_IP_TARGET": "5", "MINIMUM_IP_TARGET": "0"}
+    rec = run(spec(manage=[IP, MIN]), demand_stats(burst=12, demand=12), snapshot=snap, env=env)
+    assert rec.rescue == {IP: 0, MIN: 0}
+    assert "whole ENIs cover more" in rec.reasons[IP]

@@ -142,7 +142,7 @@ def _default_manage() -> list[ManagedVariable]:
     # AWS's advice for clusters that care about subnet space: a small WARM_IP_TARGET plus a MINIMUM_IP_TARGET
     # near the typical pod density. Both work in secondary-IP and prefix mode, so they suit mode Auto.
     return [
-        ManagedVariable(name=Variable.WARM_IP_TARGET, min=1),
+        ManagedVariable(name=Variable.WARM_IP_TARGET),
         ManagedVariable(name=Variable.MINIMUM_IP_TARGET),
     ]
 
@@ -151,10 +151,11 @@ class Churn(_Model):
     """How observed pod starts turn into a warm pool size."""
 
     burst_quantile: float = Field(
-        0.95,
+        0.999,
         gt=0,
         le=1,
-        description="Share of per-node bursts the warm pool must absorb without a pod waiting, in (0, 1].",
+        description="Share of pod starts that must find a free IP without waiting, in (0, 1]; 0.999 lets one "
+        "in a thousand wait for an EC2 call.",
     )
     burst_window: Duration = Field(
         "30s",

@@ -210,7 +210,7 @@ async def reconcile_policy(
             paused=False,
             rollout_in_progress=ds_view.rollout_in_progress,
             urgent=rec.subnet_pressure,
-            starving=rec.starving,
+            rescue=rec.rescue,
         )
         decision = _hold_for_inputs(decision, conflict, blocked_foreign, value_from, ec2.subnets_known, rec, release)
         learning_left = _learning_left(state, spec, now)

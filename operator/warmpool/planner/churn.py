@@ -171,6 +171,8 @@ class ChurnStats:
     # the m where the figure changes, increasing m, decreasing demand; empty when no pod stop was observed
     # (then the pods at past starts cannot be reconstructed and no start is taken as served by the minimum).
     demand_by_minimum: tuple[tuple[int, int], ...] = ()
+    # (pods on a node, decayed weight) over node-epochs: how many IPs a MINIMUM_IP_TARGET would leave idle.
+    density: tuple[tuple[int, float], ...] = ()
 
     def demand_with_minimum(self, minimum: int) -> int:
         """The covered demand WARM_IP_TARGET must meet when MINIMUM_IP_TARGET is `minimum`."""
@@ -324,6 +326,7 @@ class ChurnTracker:
             demand_samples=math.fsum(h.total_weight(now) for h in self.demand.values()),
             cooldown=self.cooldown,
             demand_by_minimum=tuple(covered[1:]) if self.stops_seen else (),
+            density=tuple(self.density.weights(now)),
         )
 
     def _demand_quantiles(self, q: float, now: float) -> list[tuple[int, int]]:

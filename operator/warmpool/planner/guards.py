@@ -32,6 +32,11 @@ class GuardReason(StrEnum):
     UNSAFE = "unsafe"
 
 
+# Variables for which ipamd reads an absent entry as a value: writing that value changes nothing on a node,
+# so it is not worth a rollout by itself.
+_UNSET_MEANS = {Variable.WARM_IP_TARGET: 0, Variable.MINIMUM_IP_TARGET: 0}
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     apply: bool
@@ -52,6 +57,10 @@ def current_values(env: Mapping[str, str], managed: Iterable[Variable]) -> dict[
         if value >= 0:
             out[v] = value
     return out
+
+
+def _differs(value: int, current: Mapping[Variable, int], v: Variable) -> bool:
+    return current.get(v, _UNSET_MEANS.get(v)) != value
 
 
 def beyond_dead_band(new: int, old: int | None, rollout: Rollout) -> bool:
@@ -75,19 +84,26 @@ def decide(
     paused: bool = False,
     rollout_in_progress: bool = False,
     urgent: bool = False,
-    starving: bool = False,
+    rescue: Mapping[Variable, int] | None = None,
 ) -> Decision:
     """`current` holds the managed variables as set on the DaemonSet (absent = unset; see `current_values`).
     `quiet_since` is when churn last became low (None while it is high). `urgent` (the plan reports subnet
     pressure) lets a change that only lowers values skip the dead band and the cooldown, never the other
     guards: running a subnet dry blocks pods cluster-wide, while a rollout mid-burst hurts as much as ever.
-    `starving` (the plan reports the warm target in effect below the measured demand: pods wait for IPs now)
-    lets a change that only raises values skip the cooldown, never the dead band or the other guards: each hour
-    at the old values makes pods wait, and raises are bounded by the instance limits, so they cannot flap."""
+    `rescue` (the plan reports that the targets in effect leave the measured demand uncovered, so pods wait for
+    IPs now, and gives the values that cover it: WARM_IP_TARGET raised next to the minimum in effect, or the
+    pool left to whole ENIs) lets those values skip the cooldown, never the dead band or the other guards: each
+    hour at the old values makes pods wait, and a rescue only ever adds spare IPs up to the instance limits, so
+    it cannot flap. The full recommendation waits for the cooldown."""
     values = dict(recommended)
-    changed = {v: n for v, n in values.items() if current.get(v) != n}
+    changed = {v: n for v, n in values.items() if _differs(n, current, v)}
     relief = urgent and all(v in current and n < current[v] for v, n in changed.items())
-    rescue = starving and all(v in current and n > current[v] for v, n in changed.items())
+    rescue_changes = {v: n for v, n in (rescue or {}).items() if _differs(n, current, v)}
+    rescue_ok = (
+        bool(rescue_changes)
+        and all(v in current for v in rescue_changes)
+        and any(beyond_dead_band(n, current[v], rollout) for v, n in rescue_changes.items())
+    )
 
     def hold(reason: GuardReason, message: str) -> Decision:
         return Decision(False, values if reason is GuardReason.DRY_RUN else {}, reason, message)
@@ -106,11 +122,13 @@ def decide(
     if rollout_in_progress:
         return hold(GuardReason.ROLLOUT_IN_PROGRESS, "an aws-node rollout is still in progress")
     cooldown = parse_duration(rollout.cooldown)
-    if last_applied_time is not None and now - last_applied_time < cooldown and not (relief or rescue):
-        return hold(
-            GuardReason.COOLDOWN,
-            f"last change {now - last_applied_time:.0f}s ago, cooldown {rollout.cooldown}",
-        )
+    if last_applied_time is not None and now - last_applied_time < cooldown and not relief:
+        if not rescue_ok or rescue is None:
+            return hold(
+                GuardReason.COOLDOWN,
+                f"last change {now - last_applied_time:.0f}s ago, cooldown {rollout.cooldown}",
+            )
+        values = {v: n for v, n in rescue.items() if v in current or v in rescue_changes}
     quiet_period = parse_duration(rollout.quiet_period)
     if quiet_since is None:
         return hold(GuardReason.NOT_QUIET, "churn is high now")

@@ -65,9 +65,17 @@ class Recommendation:
     nodes: int = 0
     pods: int = 0
     smallest_instance_type: str | None = None
-    # The WARM_IP_TARGET in effect is below the measured demand (starts plus cooling IPs at the quantile) and
-    # the recommendation raises it: pods wait for IPs now (see `guards.decide`'s `starving`).
-    starving: bool = False
+    # The IP targets in effect cover less than the measured demand (starts plus cooling IPs at the quantile):
+    # pods wait for IPs now. The values `guards.decide` may write within the cooldown: the values in effect
+    # with WARM_IP_TARGET raised to cover the demand, or the whole-ENI fallback; None when not starving.
+    rescue: dict[Variable, int] | None = None
+    # Both IP targets are 0 so that WARM_ENI_TARGET sizes the pool: no WARM_IP_TARGET within the instance cap
+    # covers the demand (see `_whole_enis_cover_more`).
+    whole_enis: bool = False
+
+    @property
+    def starving(self) -> bool:
+        return self.rescue is not None
 
     def condition(self, kind: ConditionType) -> PlanCondition | None:
         return next((c for c in self.conditions if c.type == kind), None)
@@ -132,11 +140,13 @@ def plan(
     pod_cap = min(min(lim.max_pod_ips(mode), lim.max_pods(mode) - HOST_NETWORK_PODS) for lim in known)
 
     current = targets_from_env(current_env)
+    warm_cap = min(eni_ips, pod_cap)
     # The minimum ipamd will hold on every node, as far as the policy and the limits let it be written: starts
     # on a node that needs no more IPs than that are served by the minimum, not by the warm target.
     minimum = current.minimum_ip
+    minimum_why = ""
     if Variable.MINIMUM_IP_TARGET in managed:
-        minimum = _clamp(spec, Variable.MINIMUM_IP_TARGET, stats.pods_per_node, pod_cap)
+        minimum, minimum_why = _choose_minimum(spec, stats, mode, pod_cap, warm_cap, managed)
     if stats.demand_samples > 0:
         # Per pod start: the starts in the window plus the IPs still cooling then, which count as available
         # but cannot be handed out (IP_COOLDOWN_PERIOD; VPC CNI issues #1700, #2896).
@@ -144,7 +154,7 @@ def plan(
         served = " not served by the minimum" if covered < stats.covered_demand else ""
     else:
         covered = stats.covered_burst
-    headroom = spec.churn.headroom_ips + math.ceil(spec.churn.headroom_ratio * covered)
+    headroom = _headroom(spec, covered)
     need = covered + headroom
     if stats.demand_samples > 0:
         burst_text = (
@@ -160,11 +170,7 @@ def plan(
 
     raw: dict[Variable, tuple[int, str]] = {
         Variable.WARM_IP_TARGET: (need, f"{need} IPs cover {burst_text}"),
-        Variable.MINIMUM_IP_TARGET: (
-            stats.pods_per_node,
-            f"{stats.pods_per_node} IPs: a typical node runs {stats.pods_per_node} pods, "
-            "so new nodes boot with them allocated",
-        ),
+        Variable.MINIMUM_IP_TARGET: (minimum, minimum_why),
         # WARM_ENI_TARGET only applies in secondary-IP mode, so eni_ips is in IPs there.
         Variable.WARM_ENI_TARGET: (
             enis := math.ceil(need / eni_ips),
@@ -177,7 +183,7 @@ def plan(
     }
     caps: dict[Variable, tuple[int, str]] = {
         Variable.WARM_IP_TARGET: (
-            min(eni_ips, pod_cap),
+            warm_cap,
             f"one ENI's worth of IPs on {smallest.instance_type} (VPC CNI issue #1872)",
         ),
         Variable.MINIMUM_IP_TARGET: (pod_cap, "the pod IPs the smallest instance type in scope can hold"),
@@ -213,6 +219,28 @@ def plan(
     _enforce_safety(mode, values, reasons, floors, current)
 
     budgets, pressure = _fit_subnets(spec, snapshot, limits, subnets, mode, values, reasons, floors, current)
+    whole_enis = False
+    if _whole_enis_cover_more(spec, mode, managed, current, need, warm_cap):
+        # Every WARM_IP_TARGET within the cap leaves demand uncovered. With both IP targets 0, ipamd keeps
+        # WARM_ENI_TARGET whole ENIs spare: at least the cap's IPs on the smallest type, more on every larger
+        # one, so it covers at least as much. Taken only if the subnets can afford it.
+        eni_values = {**values, Variable.WARM_IP_TARGET: 0, Variable.MINIMUM_IP_TARGET: 0}
+        eni_values = {v: n for v, n in eni_values.items() if v in managed}
+        eni_reasons = {v: list(r) for v, r in reasons.items()}
+        eni_budgets, eni_pressure = _fit_subnets(
+            spec, snapshot, limits, subnets, mode, eni_values, eni_reasons, dict.fromkeys(eni_values, 0), current
+        )
+        if eni_pressure is None:
+            spare = current.warm_eni * eni_ips
+            eni_reasons[Variable.WARM_IP_TARGET] = [
+                f"0 (not set): no WARM_IP_TARGET within the cap of {warm_cap} ({caps[Variable.WARM_IP_TARGET][1]}) "
+                f"covers the demand of {need}; with both IP targets 0 ipamd keeps WARM_ENI_TARGET="
+                f"{current.warm_eni} whole ENIs spare, at least {spare} IPs on every node and more on larger types"
+            ]
+            if Variable.MINIMUM_IP_TARGET in eni_values:
+                eni_reasons[Variable.MINIMUM_IP_TARGET] = ["0 (not set): whole ENIs size the pool (see WARM_IP_TARGET)"]
+            values, reasons, budgets = eni_values, eni_reasons, eni_budgets
+            whole_enis = True
     missing = sorted({s for n in nodes for s in n.subnet_ids if s not in subnets})
     unplaced = sum(1 for n in nodes if not n.subnet_ids)
     if missing or unplaced:
@@ -233,14 +261,25 @@ def plan(
             )
         )
 
-    starving = False
-    in_effect = current.warm_ip if current.ip_targets_set else 0
-    if in_effect > 0 and values.get(Variable.WARM_IP_TARGET, 0) > in_effect and in_effect < covered:
-        starving = True
-        reasons[Variable.WARM_IP_TARGET].append(
-            f"the WARM_IP_TARGET of {in_effect} in effect is below the measured demand of {covered}: pods wait "
-            "for IPs now"
-        )
+    rescue = None
+    if current.ip_targets_set and stats.demand_samples > 0 and Variable.WARM_IP_TARGET in values:
+        # The demand the targets in effect leave uncovered: their minimum serves some starts, their warm
+        # target must hold the rest.
+        demand_now = stats.demand_with_minimum(current.minimum_ip)
+        if current.warm_ip < demand_now:
+            warm = _clamp(spec, Variable.WARM_IP_TARGET, demand_now + _headroom(spec, demand_now), warm_cap)
+            in_effect = {v: current.get(v) for v in values}
+            if warm > current.warm_ip:
+                rescue = {**in_effect, Variable.WARM_IP_TARGET: warm}
+                remedy = f"WARM_IP_TARGET {warm} would cover it"
+            elif whole_enis:
+                rescue = dict(values)
+                remedy = "whole ENIs cover more"
+            if rescue is not None:
+                reasons[Variable.WARM_IP_TARGET].append(
+                    f"WARM_IP_TARGET {current.warm_ip} with MINIMUM_IP_TARGET {current.minimum_ip} in effect "
+                    f"cover less than the measured demand of {demand_now}: pods wait for IPs now, and {remedy}"
+                )
 
     return Recommendation(
         mode=mode,
@@ -252,8 +291,96 @@ def plan(
         nodes=len(nodes),
         pods=pods,
         smallest_instance_type=smallest.instance_type,
-        starving=starving,
+        rescue=rescue,
+        whole_enis=whole_enis,
     )
+
+
+def _whole_enis_cover_more(
+    spec: WarmPoolPolicySpec,
+    mode: IpMode,
+    managed: list[Variable],
+    current: Targets,
+    need: int,
+    warm_cap: int,
+) -> bool:
+    """Whether to leave the pool to whole ENIs: secondary-IP mode, the warm need beyond the instance cap (not
+    beyond a policy maximum: that limit is the policy's choice), both IP targets free to be 0, and a
+    WARM_ENI_TARGET of at least 1 in effect to take over."""
+    if mode is not IpMode.SECONDARY or Variable.WARM_IP_TARGET not in managed or current.warm_eni < 1:
+        return False
+    if Variable.MINIMUM_IP_TARGET not in managed and current.minimum_ip > 0:
+        return False
+    for v in (Variable.WARM_IP_TARGET, Variable.MINIMUM_IP_TARGET):
+        bounds = spec.bounds(v)
+        if bounds is not None and v in managed and bounds.min > 0:
+            return False
+    warm_bounds = spec.bounds(Variable.WARM_IP_TARGET)
+    policy_max = warm_bounds.max if warm_bounds is not None and warm_bounds.max is not None else None
+    return need > warm_cap and (policy_max is None or policy_max > warm_cap)
+
+
+def _headroom(spec: WarmPoolPolicySpec, covered: int) -> int:
+    return spec.churn.headroom_ips + math.ceil(spec.churn.headroom_ratio * covered)
+
+
+def _choose_minimum(
+    spec: WarmPoolPolicySpec,
+    stats: ChurnStats,
+    mode: IpMode,
+    pod_cap: int,
+    warm_cap: int,
+    managed: list[Variable],
+) -> tuple[int, str]:
+    """MINIMUM_IP_TARGET and why. A minimum serves the pod starts on nodes that need no more IPs than it
+    holds, so the warm target can be smaller; but it also holds IPs on every node with fewer pods. With both
+    IP targets managed and the demand filed by the IPs nodes needed, each minimum where the covered demand
+    drops is a candidate (and the typical density, and none); the one whose warm target covers most of the
+    demand within the caps, then holds the fewest spare IPs over the observed pods per node, wins.
+    Otherwise the typical density: new nodes then boot with the IPs a typical node uses."""
+    typical = _clamp(spec, Variable.MINIMUM_IP_TARGET, stats.pods_per_node, pod_cap)
+    typical_why = (
+        f"{stats.pods_per_node} IPs: a typical node runs {stats.pods_per_node} pods, "
+        "so new nodes boot with them allocated"
+    )
+    if (
+        Variable.WARM_IP_TARGET not in managed
+        or stats.demand_samples <= 0
+        or not stats.demand_by_minimum
+        or not stats.density
+    ):
+        return typical, typical_why
+    density_weight = math.fsum(w for _, w in stats.density)
+    candidates = sorted(
+        {typical, _clamp(spec, Variable.MINIMUM_IP_TARGET, 0, pod_cap)}
+        | {_clamp(spec, Variable.MINIMUM_IP_TARGET, m, pod_cap) for m, _ in stats.demand_by_minimum}
+    )
+    scored = []
+    for m in candidates:
+        covered = stats.demand_with_minimum(m)
+        need = covered + _headroom(spec, covered)
+        warm = max(_clamp(spec, Variable.WARM_IP_TARGET, need, warm_cap), 1)
+        spare = math.fsum(w * _ip_targets_spare(mode, m, warm, pods) for pods, w in stats.density) / density_weight
+        # Uncovered demand first (a cap the warm target cannot pass), then spare IPs, then the lower minimum.
+        scored.append((max(need - warm, 0), round(spare, 6), m, warm))
+    short, spare, minimum, warm = min(scored)
+    if minimum == typical and len(candidates) == 1:
+        return typical, typical_why
+    why = (
+        f"{minimum} IPs: with WARM_IP_TARGET {warm} it holds {spare:.1f} spare IPs per node over the observed "
+        f"pods per node, the fewest of {len(candidates)} candidate minimums"
+    )
+    if short:
+        why += f" ({short} IPs of the demand stay uncovered at the caps)"
+    return minimum, why
+
+
+def _ip_targets_spare(mode: IpMode, minimum: int, warm: int, pods: int) -> int:
+    """Spare IPs on a node with `pods` pods under the IP targets (free plus cooling; limits not applied)."""
+    total = max(pods + warm, minimum)
+    if mode is IpMode.PREFIX:
+        total = math.ceil(total / IPS_PER_PREFIX) * IPS_PER_PREFIX
+    return total - pods
 
 
 def _clamp(spec: WarmPoolPolicySpec, v: Variable, value: int, cap: int) -> int:

@@ -66,7 +66,7 @@ class PlannerStrategy(ClosedLoopStrategy):
             paused=spec.paused,
             rollout_in_progress=view.rollout_in_progress,
             urgent=rec.subnet_pressure,
-            starving=rec.starving,
+            rescue=rec.rescue,
         )
         if not decision.apply:
             return None
@@ -107,8 +107,9 @@ def typical_pods_per_node(trace: Trace) -> int:
 
 
 def static_candidates(trace: Trace, mode: IpMode, limits: Iterable[InstanceLimits]) -> list[dict[str, str]]:
-    """Common static settings: the whole-ENI/prefix targets, and WARM_IP_TARGET with and without a
-    MINIMUM_IP_TARGET at the typical density; none that `unsafe_settings` rejects."""
+    """Common static settings: the whole-ENI/prefix targets, and WARM_IP_TARGET with no MINIMUM_IP_TARGET or
+    one at the typical density or a few IPs above it (where a minimum serves pod replacements); none that
+    `unsafe_settings` rejects."""
     lims = list(limits)
     smallest = min(lims, key=lambda lim: lim.ips_per_eni(mode)) if lims else None
     typical = typical_pods_per_node(trace)
@@ -120,7 +121,7 @@ def static_candidates(trace: Trace, mode: IpMode, limits: Iterable[InstanceLimit
         out += [{WARM_ENI_TARGET: str(n)} for n in (1, 2)]
         warm_ips = (1, 2, 3, 4, 6, 8, 12, 16)
     for w in warm_ips:
-        for m in sorted({0, typical}):
+        for m in sorted({0, typical, typical + 2, typical + 4} if typical else {0}):
             env = {WARM_IP_TARGET: str(w)}
             if m:
                 env[MINIMUM_IP_TARGET] = str(m)
