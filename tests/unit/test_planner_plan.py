@@ -526,3 +526,21 @@ def test_starving_at_the_cap_rescues_with_whole_enis() -> None:
     rec = run(spec(manage=[IP, MIN]), demand_stats(burst=12, demand=12), snapshot=snap, env=env)
     assert rec.rescue == {IP: 0, MIN: 0}
     assert "whole ENIs cover more" in rec.reasons[IP]
+
+
+def test_a_rescue_raises_whatever_holds_fewer_spare_ips() -> None:
+    # Nodes at 17-18 pods, MINIMUM 19 + WARM 1 in effect; now starts on nodes needing 20 IPs happen too.
+    # Raising the minimum to 20 holds ~2.5 spare IPs per node; raising the warm target to 6 next to 19 holds 6.
+    st = density_stats(5, ((19, 3), (20, 0)), ((17, 50.0), (18, 50.0)), pods_per_node=18)
+    env = {"WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": "19"}
+    rec = run(spec(manage=[IP, MIN]), st, snapshot=cluster("m5.large", "m5.large", pods=17), env=env)
+    assert rec.rescue == {IP: 1, MIN: 20}
+
+
+def test_a_rescue_raises_the_warm_target_once_nodes_outgrow_the_minimum() -> None:
+    # Same history, but most nodes now run 19 pods or more: the minimum no longer decides their pools, and a
+    # higher one would only chase growing pods. The warm target covers the demand left next to 19.
+    st = density_stats(5, ((19, 3), (20, 0)), ((17, 50.0), (18, 50.0)), pods_per_node=18)
+    env = {"WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": "19"}
+    rec = run(spec(manage=[IP, MIN]), st, snapshot=cluster("m5.large", "m5.large", pods=19), env=env)
+    assert rec.rescue == {IP: 4, MIN: 19}

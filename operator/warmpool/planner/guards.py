@@ -113,7 +113,7 @@ def decide(
     if not changed:
         return hold(GuardReason.NO_CHANGE, "the DaemonSet already has the recommended values")
     worth = [v for v, n in changed.items() if beyond_dead_band(n, current.get(v), rollout)]
-    if not worth and not relief:
+    if not worth and not relief and not rescue_ok:
         return hold(
             GuardReason.DEAD_BAND,
             f"changes to {summarize(changed)} are within the dead band "
@@ -122,8 +122,12 @@ def decide(
     if rollout_in_progress:
         return hold(GuardReason.ROLLOUT_IN_PROGRESS, "an aws-node rollout is still in progress")
     cooldown = parse_duration(rollout.cooldown)
-    if last_applied_time is not None and now - last_applied_time < cooldown and not relief:
+    in_cooldown = last_applied_time is not None and now - last_applied_time < cooldown
+    if (in_cooldown and not relief) or (not worth and not relief):
+        # Only the rescue is worth writing now: within the cooldown, or while the recommendation itself stays
+        # within the dead band.
         if not rescue_ok or rescue is None:
+            assert last_applied_time is not None
             return hold(
                 GuardReason.COOLDOWN,
                 f"last change {now - last_applied_time:.0f}s ago, cooldown {rollout.cooldown}",

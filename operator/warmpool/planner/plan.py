@@ -5,14 +5,18 @@ Order of the rules, each a clamp that can only lower or raise as stated:
 1. the covered demand plus headroom gives the raw warm need: at the policy's quantile of pod starts, the starts
    in one window plus the IPs still cooling down (they count as available but cannot be reused), leaving out
    starts on nodes that needed no more IPs than MINIMUM_IP_TARGET holds (the minimum serves those); before any
-   demand is measured, the covered burst of starts alone. The typical pod density gives the minimum;
+   demand is measured, the covered burst of starts alone. MINIMUM_IP_TARGET is the candidate minimum whose
+   warm need holds the fewest spare IPs over the observed pods per node (`_choose_minimum`);
 2. the policy's min/max bounds;
 3. instance limits (they win over the policy's min: a value a node cannot hold is never written), including
    WARM_IP_TARGET <= one ENI's worth of IPs on the smallest instance type (VPC CNI issue #1872);
 4. ipamd safety: never MINIMUM_IP_TARGET > 0 with WARM_IP_TARGET 0, never all zero in prefix mode;
 5. the subnet budget: the spare IPs of all nodes in a subnet must fit its free IPs minus the reserve. Lower
    MINIMUM_IP_TARGET first (it pre-allocates for pods that have not arrived), then the warm target (it covers
-   measured bursts), each no lower than the floors of steps 2 and 4.
+   measured bursts), each no lower than the floors of steps 2 and 4;
+6. whole ENIs: in secondary-IP mode, when the #1872 cap leaves demand uncovered, both IP targets 0 let
+   WARM_ENI_TARGET size the pool, which holds at least as much on every node (if the subnets can afford it).
+Last, when the values in effect leave the demand uncovered, a raise-only rescue the guards may write early.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from warmpool.api.v1alpha1 import ConditionType, Mode, Variable, WarmPoolPolicySpec
+from warmpool.api.v1alpha1 import ConditionType, Mode, Variable, WarmPoolPolicySpec, summarize
 from warmpool.ipamd.limits import HOST_NETWORK_PODS, IPS_PER_PREFIX, InstanceLimits, IpMode
 from warmpool.planner.budget import Targets, prefix_delegation_enabled, spare_ips, targets_from_env
 from warmpool.planner.churn import ChurnStats
@@ -269,12 +273,40 @@ def plan(
         if current.warm_ip < demand_now:
             warm = _clamp(spec, Variable.WARM_IP_TARGET, demand_now + _headroom(spec, demand_now), warm_cap)
             in_effect = {v: current.get(v) for v in values}
-            if warm > current.warm_ip:
-                rescue = {**in_effect, Variable.WARM_IP_TARGET: warm}
-                remedy = f"WARM_IP_TARGET {warm} would cover it"
-            elif whole_enis:
-                rescue = dict(values)
-                remedy = "whole ENIs cover more"
+            # Raises only: WARM_IP_TARGET up next to the minimum in effect, or the recommendation merged into
+            # the values in effect (it covers at least what the recommendation covers); the one holding fewer
+            # spare IPs. Whole ENIs when no warm target within the cap covers the demand.
+            options: list[tuple[float, dict[Variable, int], str]] = []
+            if whole_enis:
+                options.append((0.0, dict(values), "whole ENIs cover more"))
+            else:
+                if warm > current.warm_ip:
+                    options.append(
+                        (
+                            _mean_spare(stats, mode, current.minimum_ip, warm),
+                            {**in_effect, Variable.WARM_IP_TARGET: warm},
+                            f"WARM_IP_TARGET {warm} would cover it",
+                        )
+                    )
+                merged = {v: max(n, in_effect[v]) for v, n in values.items()}
+                # Most nodes already run past the minimum in effect: pods per node have grown beyond what it
+                # was chosen for, and a higher minimum would only chase them. Only the warm target then.
+                outgrown = sum(1 for n in nodes if n.ip_pods >= current.minimum_ip) * 2 >= len(nodes)
+                if merged != in_effect and not outgrown:
+                    options.append(
+                        (
+                            _mean_spare(
+                                stats,
+                                mode,
+                                merged.get(Variable.MINIMUM_IP_TARGET, current.minimum_ip),
+                                merged[Variable.WARM_IP_TARGET],
+                            ),
+                            merged,
+                            f"raising to {summarize(merged)} would cover it",
+                        )
+                    )
+            if options:
+                _, rescue, remedy = min(options, key=lambda o: o[0])
             if rescue is not None:
                 reasons[Variable.WARM_IP_TARGET].append(
                     f"WARM_IP_TARGET {current.warm_ip} with MINIMUM_IP_TARGET {current.minimum_ip} in effect "
@@ -350,7 +382,6 @@ def _choose_minimum(
         or not stats.density
     ):
         return typical, typical_why
-    density_weight = math.fsum(w for _, w in stats.density)
     candidates = sorted(
         {typical, _clamp(spec, Variable.MINIMUM_IP_TARGET, 0, pod_cap)}
         | {_clamp(spec, Variable.MINIMUM_IP_TARGET, m, pod_cap) for m, _ in stats.demand_by_minimum}
@@ -360,7 +391,7 @@ def _choose_minimum(
         covered = stats.demand_with_minimum(m)
         need = covered + _headroom(spec, covered)
         warm = max(_clamp(spec, Variable.WARM_IP_TARGET, need, warm_cap), 1)
-        spare = math.fsum(w * _ip_targets_spare(mode, m, warm, pods) for pods, w in stats.density) / density_weight
+        spare = _mean_spare(stats, mode, m, warm)
         # Uncovered demand first (a cap the warm target cannot pass), then spare IPs, then the lower minimum.
         scored.append((max(need - warm, 0), round(spare, 6), m, warm))
     short, spare, minimum, warm = min(scored)
@@ -373,6 +404,15 @@ def _choose_minimum(
     if short:
         why += f" ({short} IPs of the demand stay uncovered at the caps)"
     return minimum, why
+
+
+def _mean_spare(stats: ChurnStats, mode: IpMode, minimum: int, warm: int) -> float:
+    """Spare IPs per node under these IP targets, averaged over the observed pods per node (the warm target
+    alone when no density was observed)."""
+    total = math.fsum(w for _, w in stats.density)
+    if total <= 0:
+        return float(warm)
+    return math.fsum(w * _ip_targets_spare(mode, minimum, warm, pods) for pods, w in stats.density) / total
 
 
 def _ip_targets_spare(mode: IpMode, minimum: int, warm: int, pods: int) -> int:
