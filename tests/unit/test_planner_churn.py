@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -336,6 +337,11 @@ def test_tracker_learns_cooling_ips_from_stops() -> None:
     assert s.covered_burst == 1
     assert s.covered_demand == 2
     assert s.demand_samples == pytest.approx(19, rel=0.01)
+    # The same starts, by the IPs their node needed (10 pods + 1 cooling) and demand, for `uncovered_share`.
+    assert [(held, d) for held, d, _ in s.demand_table] == [(11, 2)]
+    assert math.fsum(w for *_, w in s.demand_table) == pytest.approx(s.demand_samples)
+    assert s.uncovered_share(minimum=10, warm=1) == 1.0
+    assert s.uncovered_share(minimum=11, warm=1) == 0.0
 
 
 def test_starts_a_minimum_serves_are_left_out_only_once_stops_are_seen() -> None:
@@ -373,3 +379,11 @@ def test_demand_survives_a_checkpoint_and_old_checkpoints_load() -> None:
 def test_demand_with_minimum_reads_the_staircase() -> None:
     s = ChurnStats(30.0, 0.95, 0, 0, 0.0, 0, 0.0, 0, True, 0.0, covered_demand=9, demand_by_minimum=((4, 6), (10, 2)))
     assert [s.demand_with_minimum(m) for m in (-1, 0, 3, 4, 9, 10, 50)] == [9, 9, 9, 6, 6, 2, 2]
+
+
+def test_uncovered_share_counts_starts_neither_target_serves() -> None:
+    s = ChurnStats(30.0, 0.95, 0, 0, 0.0, 0, 0.0, 0, True, 0.0, demand_table=((10, 4, 6.0), (20, 2, 3.0), (20, 6, 1.0)))
+    assert s.uncovered_share(minimum=12, warm=3) == 0.1  # only the 6-demand starts on a 20-IP node
+    assert s.uncovered_share(minimum=8, warm=3) == 0.7
+    assert s.uncovered_share(minimum=20, warm=0) == 0.0
+    assert ChurnStats(30.0, 0.95, 0, 0, 0.0, 0, 0.0, 0, True, 0.0).uncovered_share(0, 0) == 0.0

@@ -173,6 +173,17 @@ class ChurnStats:
     demand_by_minimum: tuple[tuple[int, int], ...] = ()
     # (pods on a node, decayed weight) over node-epochs: how many IPs a MINIMUM_IP_TARGET would leave idle.
     density: tuple[tuple[int, float], ...] = ()
+    # (IPs the node needed, demand, decayed weight) per kind of pod start: what share given targets leave
+    # without a usable IP. Empty when no pod stop was observed, like `demand_by_minimum`.
+    demand_table: tuple[tuple[int, int, float], ...] = ()
+
+    def uncovered_share(self, minimum: int, warm: int) -> float:
+        """The share of observed pod starts that neither MINIMUM_IP_TARGET `minimum` nor WARM_IP_TARGET `warm`
+        covers (0 when unknown)."""
+        total = math.fsum(w for _, _, w in self.demand_table)
+        if total <= 0:
+            return 0.0
+        return math.fsum(w for held, d, w in self.demand_table if held > minimum and d > warm) / total
 
     def demand_with_minimum(self, minimum: int) -> int:
         """The covered demand WARM_IP_TARGET must meet when MINIMUM_IP_TARGET is `minimum`."""
@@ -326,8 +337,12 @@ class ChurnTracker:
             demand_samples=math.fsum(h.total_weight(now) for h in self.demand.values()),
             cooldown=self.cooldown,
             demand_by_minimum=tuple(covered[1:]) if self.stops_seen else (),
+            demand_table=self._demand_table(now) if self.stops_seen else (),
             density=tuple(self.density.weights(now)),
         )
+
+    def _demand_table(self, now: float) -> tuple[tuple[int, int, float], ...]:
+        return tuple((held, d, w) for held in sorted(self.demand) for d, w in self.demand[held].weights(now))
 
     def _demand_quantiles(self, q: float, now: float) -> list[tuple[int, int]]:
         """[(m, the q-quantile of demand when starts whose node needed at most m IPs count as 0)], first for

@@ -30,6 +30,7 @@ from warmpool.api.v1alpha1 import ConditionType, Mode, Variable, WarmPoolPolicyS
 from warmpool.ipamd.limits import HOST_NETWORK_PODS, IPS_PER_PREFIX, InstanceLimits, IpMode
 from warmpool.planner.budget import Targets, prefix_delegation_enabled, spare_ips, targets_from_env
 from warmpool.planner.churn import ChurnStats
+from warmpool.planner.guards import beyond_dead_band
 from warmpool.snapshot import ClusterSnapshot, SubnetInfo
 
 _WARM_VARIABLES = (Variable.WARM_IP_TARGET, Variable.WARM_PREFIX_TARGET, Variable.WARM_ENI_TARGET)
@@ -270,7 +271,7 @@ def plan(
         # The demand the targets in effect leave uncovered: their minimum serves some starts, their warm
         # target must hold the rest.
         demand_now = stats.demand_with_minimum(current.minimum_ip)
-        if current.warm_ip < demand_now:
+        if current.warm_ip < demand_now and _starving(stats, current):
             warm = _clamp(spec, Variable.WARM_IP_TARGET, demand_now + _headroom(spec, demand_now), warm_cap)
             in_effect = {v: current.get(v) for v in values}
             # Raises only: WARM_IP_TARGET up next to the minimum in effect, or the recommendation merged into
@@ -289,10 +290,7 @@ def plan(
                         )
                     )
                 merged = {v: max(n, in_effect[v]) for v, n in values.items()}
-                # Most nodes already run past the minimum in effect: pods per node have grown beyond what it
-                # was chosen for, and a higher minimum would only chase them. Only the warm target then.
-                outgrown = sum(1 for n in nodes if n.ip_pods >= current.minimum_ip) * 2 >= len(nodes)
-                if merged != in_effect and not outgrown:
+                if merged != in_effect:
                     options.append(
                         (
                             _mean_spare(
@@ -305,6 +303,12 @@ def plan(
                             f"raising to {summarize(merged)} would cover it",
                         )
                     )
+            # Only a raise worth a rollout counts; the guards hold anything within the dead band anyway.
+            options = [
+                o
+                for o in options
+                if any(beyond_dead_band(n, in_effect[v], spec.rollout) for v, n in o[1].items() if n != in_effect[v])
+            ]
             if options:
                 _, rescue, remedy = min(options, key=lambda o: o[0])
             if rescue is not None:
@@ -404,6 +408,19 @@ def _choose_minimum(
     if short:
         why += f" ({short} IPs of the demand stay uncovered at the caps)"
     return minimum, why
+
+
+# A rescue (a change within the cooldown) is for pods waiting in numbers: more than this share of pod starts
+# finding no free IP, or more than the policy's quantile leaves out when that is larger. A smaller miss waits
+# for the cooldown like any other change.
+RESCUE_SHARE = 0.01
+
+
+def _starving(stats: ChurnStats, current: Targets) -> bool:
+    if not stats.demand_table:
+        return True  # no pod stops seen: the pods at past starts are unknown, trust the quantile
+    share = stats.uncovered_share(current.minimum_ip, current.warm_ip)
+    return share > max(RESCUE_SHARE, 1.0 - stats.quantile)
 
 
 def _mean_spare(stats: ChurnStats, mode: IpMode, minimum: int, warm: int) -> float:
