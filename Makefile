@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup control-plane test unit lint simulate clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e dev/
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -23,8 +23,8 @@ simulate: setup
 	$(BIN)/warmpool simulate
 
 lint: setup
-	$(BIN)/ruff check operator tests benchmarks
-	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/ruff check operator dev tests benchmarks
+	$(BIN)/ruff format --check operator dev tests benchmarks
 	$(BIN)/mypy
 
 unit: setup

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from kubernetes import client
 
-from warmpool.e2e.harness import CHURN_NAMESPACE, KwokEnv, e2e_policy_spec, wait_for
 from warmpool.sim.scenarios import ZONES
 from warmpool.sim.trace import Event, NodeAdd, PodStart, PodStop, Trace
+from warmpool_dev.e2e.harness import CHURN_NAMESPACE, KwokEnv, e2e_policy_spec, wait_for
 
 TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 
-from warmpool.e2e.kube import AWS_NODE_ENV, aws_node_daemonset, mark_rollout_complete
+from warmpool_dev.e2e.kube import AWS_NODE_ENV, aws_node_daemonset, mark_rollout_complete
 
 __all__ = ["AWS_NODE_ENV", "aws_node_daemonset", "mark_rollout_complete"]
 

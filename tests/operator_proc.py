@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from warmpool.devcluster.cluster import free_port
+from warmpool_dev.devcluster.cluster import free_port
 
 
 class OperatorProcess:

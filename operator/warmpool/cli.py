@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from warmpool.api.crd import render_crd_yaml
-from warmpool.e2e.demo import demo
 from warmpool.sim.cli import simulate
 
 
@@ -53,13 +52,20 @@ def _state_file() -> Path:
 @main.group("dev-cluster")
 def dev_cluster() -> None:
     """A real etcd + kube-apiserver on loopback, built from Go modules (for demos and tests)."""
+    try:
+        import warmpool_dev  # noqa: F401
+    except ImportError as error:
+        raise click.ClickException(
+            "`warmpool dev-cluster` needs the development harness, which is not part of the operator's package: "
+            "from a checkout, run `make setup` (or `pip install -e dev/`)"
+        ) from error
 
 
 @dev_cluster.command("up")
 @click.option("--install-crd/--no-install-crd", default=True, help="Apply the WarmPoolPolicy CRD.")
 def dev_cluster_up(install_crd: bool) -> None:
     """Build (once) and start the control plane in the background; print how to use it."""
-    from warmpool.devcluster.cluster import ClusterState, DevCluster
+    from warmpool_dev.devcluster.cluster import ClusterState, DevCluster
 
     state_file = _state_file()
     if state_file.exists():
@@ -79,7 +85,7 @@ def dev_cluster_up(install_crd: bool) -> None:
 @dev_cluster.command("env")
 def dev_cluster_env() -> None:
     """Print shell exports (KUBECONFIG, PATH with kubectl) for the running dev cluster."""
-    from warmpool.devcluster.cluster import ClusterState
+    from warmpool_dev.devcluster.cluster import ClusterState
 
     state_file = _state_file()
     if not state_file.exists():
@@ -90,7 +96,7 @@ def dev_cluster_env() -> None:
 @dev_cluster.command("down")
 def dev_cluster_down() -> None:
     """Stop the dev cluster and delete its data."""
-    from warmpool.devcluster.cluster import ClusterState, stop_detached
+    from warmpool_dev.devcluster.cluster import ClusterState, stop_detached
 
     state_file = _state_file()
     if not state_file.exists():
@@ -108,6 +114,24 @@ def _print_env(state: Any) -> None:
 
 
 main.add_command(simulate)
+
+
+def _dev_harness_missing(name: str) -> click.Command:
+    @click.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def missing() -> None:
+        """(development only: needs the warmpool-dev harness from a checkout)"""
+        raise click.ClickException(
+            f"`warmpool {name}` needs the development harness, which is not part of the operator's package: "
+            "from a checkout, run `make setup` (or `pip install -e dev/`)"
+        )
+
+    return missing
+
+
+try:  # the demo lives in the dev-only harness (dev/warmpool_dev), present in a checkout after `make setup`
+    from warmpool_dev.e2e.demo import demo
+except ImportError:
+    demo = _dev_harness_missing("demo")
 main.add_command(demo)
 
 

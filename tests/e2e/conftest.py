@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from warmpool.e2e.harness import KwokEnv
+from warmpool_dev.e2e.harness import KwokEnv
 
 pytestmark = pytest.mark.e2e
 

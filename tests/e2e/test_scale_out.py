@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from warmpool.e2e.harness import KwokEnv, e2e_policy_spec
-from warmpool.e2e.scenario import MANAGED, predict, run_scenario, summary
 from warmpool.sim.scenarios import generate
 from warmpool.sim.trace import NodeAdd, write_trace
+from warmpool_dev.e2e.harness import KwokEnv, e2e_policy_spec
+from warmpool_dev.e2e.scenario import MANAGED, predict, run_scenario, summary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 

@@ -11,7 +11,7 @@ from kubernetes import client, config
 from tests.fixtures.moto import MotoEc2
 from tests.kube import ensure_namespace, unique
 from tests.operator_proc import OperatorProcess
-from warmpool.devcluster.cluster import DevCluster
+from warmpool_dev.devcluster.cluster import DevCluster
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -30,7 +30,7 @@ from tests.kube import (
     wait_for,
 )
 from tests.operator_proc import OperatorProcess
-from warmpool.devcluster.cluster import DevCluster
+from warmpool_dev.devcluster.cluster import DevCluster
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from kubernetes import client
 from tests.kube import unique
 from tests.policy_cases import BAD_SPECS, GOOD_SPECS
 from warmpool.api import v1alpha1
-from warmpool.devcluster.cluster import DevCluster
+from warmpool_dev.devcluster.cluster import DevCluster
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from tests.fixtures.moto import MotoEc2
 from tests.integration.test_plan_status import condition, create_policy, eks_nodes, fast_spec, wait_status
 from tests.kube import aws_node_daemonset, create_aws_node, unique
 from tests.operator_proc import OperatorProcess
-from warmpool.devcluster.cluster import DevCluster, run_kubectl
+from warmpool_dev.devcluster.cluster import DevCluster, run_kubectl
 
 pytestmark = pytest.mark.integration
 

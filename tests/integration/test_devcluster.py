@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from warmpool.devcluster import binaries
-from warmpool.devcluster.cluster import ClusterState, DevCluster
+from warmpool_dev.devcluster import binaries
+from warmpool_dev.devcluster.cluster import ClusterState, DevCluster
 
 pytestmark = pytest.mark.integration
 

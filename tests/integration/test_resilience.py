@@ -13,7 +13,7 @@ from tests.integration.test_apply import MANAGED, live_spec
 from tests.integration.test_plan_status import condition, create_policy, eks_nodes, policy_status, wait_status
 from tests.kube import container_env, create_aws_node, mark_rollout_complete, read_aws_node, unique, wait_for
 from tests.operator_proc import OperatorProcess
-from warmpool.devcluster.cluster import DevCluster
+from warmpool_dev.devcluster.cluster import DevCluster
 
 pytestmark = pytest.mark.integration
 

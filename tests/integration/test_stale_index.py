@@ -14,7 +14,7 @@ from tests.fixtures.moto import MotoEc2
 from tests.integration.test_plan_status import create_policy, eks_nodes, fast_spec, wait_status
 from tests.kube import create_aws_node, create_bound_pod, unique
 from tests.operator_proc import OperatorProcess
-from warmpool.devcluster.cluster import DevCluster, free_port
+from warmpool_dev.devcluster.cluster import DevCluster, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from warmpool.devcluster import binaries
-from warmpool.devcluster.cluster import free_port
+from warmpool_dev.devcluster import binaries
+from warmpool_dev.devcluster.cluster import free_port
 
 KWOK_STAGES = Path("deploy/kwok/stages.yaml")
 
@@ -64,7 +64,7 @@ class ManagedProcess:
 
 def kwok_process(bin_dir: Path, kubeconfig: str, workdir: Path) -> ManagedProcess:
     """KWOK managing only the nodes the churn driver labels, with the Stages from deploy/kwok."""
-    from warmpool.e2e.kube import KWOK_LABEL
+    from warmpool_dev.e2e.kube import KWOK_LABEL
 
     return ManagedProcess(
         "kwok",

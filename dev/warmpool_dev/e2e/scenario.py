@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warmpool.api.v1alpha1 import WarmPoolPolicySpec
-from warmpool.e2e.harness import KwokEnv, wait_for
-from warmpool.e2e.kube import container_env
 from warmpool.ipamd.limits import IpMode
 from warmpool.sim.engine import simulate
 from warmpool.sim.strategies import PlannerStrategy
 from warmpool.sim.trace import Trace
+from warmpool_dev.e2e.harness import KwokEnv, wait_for
+from warmpool_dev.e2e.kube import container_env
 
 MANAGED = ("WARM_IP_TARGET", "MINIMUM_IP_TARGET")
 

@@ -19,11 +19,11 @@ from kubernetes import client, config
 
 from warmpool.api import v1alpha1
 from warmpool.api.crd import render_crd_yaml
-from warmpool.devcluster.cluster import DevCluster
-from warmpool.e2e.driver import ChurnDriver
-from warmpool.e2e.ec2 import MotoEc2
-from warmpool.e2e.kube import aws_node_daemonset, mark_rollout_complete, rollout_pending
-from warmpool.e2e.procs import ManagedProcess, kwok_process, operator_process
+from warmpool_dev.devcluster.cluster import DevCluster
+from warmpool_dev.e2e.driver import ChurnDriver
+from warmpool_dev.e2e.ec2 import MotoEc2
+from warmpool_dev.e2e.kube import aws_node_daemonset, mark_rollout_complete, rollout_pending
+from warmpool_dev.e2e.procs import ManagedProcess, kwok_process, operator_process
 
 T = TypeVar("T")
 CRD_NAME = f"{v1alpha1.PLURAL}.{v1alpha1.GROUP}"

@@ -23,8 +23,6 @@ from typing import Any
 
 from kubernetes import client
 
-from warmpool.e2e.ec2 import MotoEc2
-from warmpool.e2e.kube import node_body, pod_body
 from warmpool.ipamd.limits import IpMode
 from warmpool.sim.trace import (
     TRACE_VERSION,
@@ -37,6 +35,8 @@ from warmpool.sim.trace import (
     SubnetFree,
     Trace,
 )
+from warmpool_dev.e2e.ec2 import MotoEc2
+from warmpool_dev.e2e.kube import node_body, pod_body
 
 # Order of kinds within one batch of simultaneous events: a pod needs its node, a removal comes last.
 _ORDER = {NodeAdd: 0, SubnetFree: 0, PodStart: 1, PodStop: 2, NodeRemove: 3}

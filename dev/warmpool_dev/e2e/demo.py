@@ -9,9 +9,9 @@ import time
 
 import click
 
-from warmpool.e2e.harness import KwokEnv, e2e_policy_spec
-from warmpool.e2e.scenario import Row, predict, run_scenario
 from warmpool.sim.scenarios import SCENARIOS, generate
+from warmpool_dev.e2e.harness import KwokEnv, e2e_policy_spec
+from warmpool_dev.e2e.scenario import Row, predict, run_scenario
 
 
 @click.command()

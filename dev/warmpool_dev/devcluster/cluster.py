@@ -27,8 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from warmpool.devcluster import binaries
-from warmpool.devcluster.pki import Pki, create_pki
+from warmpool_dev.devcluster import binaries
+from warmpool_dev.devcluster.pki import Pki, create_pki
 
 OPERATOR_NAMESPACE = "kube-system"
 OPERATOR_SERVICE_ACCOUNT = "warmpool-operator"
