@@ -6,8 +6,10 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client
 
 from warmpool_dev.e2e.kube import AWS_NODE_ENV, aws_node_daemonset, mark_rollout_complete
@@ -122,6 +124,26 @@ def ensure_namespace(core: client.CoreV1Api, name: str) -> None:
     except client.ApiException as error:
         if error.status != 409:
             raise
+
+
+TARGET_RBAC = Path(__file__).resolve().parents[1] / "deploy" / "kustomize" / "base" / "rbac.yaml"
+TARGET_ROLE = "warmpool-operator-target"
+
+
+def grant_target(api: client.ApiClient, namespace: str) -> None:
+    """Make `namespace` a policy target, as a user would (Helm `rbac.targets`): the base's target Role and
+    RoleBinding (get/patch on aws-node only), copied into that namespace."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    for doc in yaml.safe_load_all(TARGET_RBAC.read_text()):
+        if doc["kind"] not in ("Role", "RoleBinding") or doc["metadata"]["name"] != TARGET_ROLE:
+            continue
+        doc["metadata"]["namespace"] = namespace
+        create = rbac.create_namespaced_role if doc["kind"] == "Role" else rbac.create_namespaced_role_binding
+        try:
+            create(namespace, doc)
+        except client.ApiException as error:
+            if error.status != 409:
+                raise
 
 
 def create_aws_node(

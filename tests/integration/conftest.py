@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.fixtures.moto import MotoEc2
-from tests.kube import ensure_namespace, unique
+from tests.kube import ensure_namespace, grant_target, unique
 from tests.operator_proc import OperatorProcess
 from warmpool_dev.devcluster.cluster import DevCluster
 
@@ -43,9 +43,11 @@ def operator_api(cluster: DevCluster) -> client.ApiClient:
 
 @pytest.fixture
 def namespace(admin_api: client.ApiClient) -> str:
-    """A namespace of its own per test (no namespace controller runs, so it is left behind; names are unique)."""
+    """A namespace of its own per test (no namespace controller runs, so it is left behind; names are unique).
+    Its aws-node is a policy target: the operator may get and patch it there (deploy/'s target Role)."""
     name = unique("t")
     ensure_namespace(client.CoreV1Api(admin_api), name)
+    grant_target(admin_api, name)
     return name
 
 

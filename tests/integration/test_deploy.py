@@ -1,7 +1,9 @@
-"""Issue 7 on the real apiserver: the Helm chart (rendered by the Go-built helm) and the kustomize base render the
-same objects, both are accepted by the API server, and the ServiceAccount they create has exactly the access the
-operator needs: a real token for it can read pods and patch aws-node, and nothing else (403 for another
-DaemonSet and for Secrets). Then the operator itself runs on that token and serves a policy."""
+"""Issues 7 and 13 on the real apiserver: the Helm chart (rendered by the Go-built helm) and the kustomize base
+render the same objects, both are accepted by the API server, and the ServiceAccount they create has exactly the
+access the operator needs (`kubectl auth can-i --as` and real attempts with a TokenRequest token): get and patch
+of the target DaemonSet by name in its namespace, status of the policies, Events in `default`, list/watch of
+nodes and pods; 403 for any other DaemonSet, aws-node elsewhere, listing DaemonSets, Events elsewhere, Secrets.
+Then the operator itself runs on that token and serves a policy."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from kubernetes import client
 
 from tests.fixtures.moto import MotoEc2
 from tests.integration.test_plan_status import condition, create_policy, eks_nodes, fast_spec, wait_status
-from tests.kube import aws_node_daemonset, create_aws_node, unique
+from tests.kube import aws_node_daemonset, create_aws_node, ensure_namespace, unique
 from tests.operator_proc import OperatorProcess
 from warmpool_dev.devcluster.cluster import DevCluster, run_kubectl
 
@@ -100,6 +102,10 @@ def test_chart_and_kustomize_base_render_the_same_objects(
             ("ServiceAccount", NAMESPACE, NAME),
             ("ClusterRole", "", NAME),
             ("ClusterRoleBinding", "", NAME),
+            ("Role", NAMESPACE, f"{NAME}-target"),
+            ("RoleBinding", NAMESPACE, f"{NAME}-target"),
+            ("Role", "default", f"{NAME}-events"),
+            ("RoleBinding", "default", f"{NAME}-events"),
             ("Deployment", NAMESPACE, NAME),
             ("PodDisruptionBudget", NAMESPACE, NAME),
         }
@@ -110,19 +116,64 @@ def test_chart_and_kustomize_base_render_the_same_objects(
     generated = yaml.safe_load((REPO / "crds" / "warmpoolpolicies.yaml").read_text())
     assert charted[crd] == based[crd] == generated
 
-    # RBAC: exactly the rules (and binding) of deploy/kustomize/base/rbac.yaml, the file the dev cluster applies.
-    rbac = by_key(_docs((BASE / "rbac.yaml").read_text()))
-    role, binding = ("ClusterRole", "", NAME), ("ClusterRoleBinding", "", NAME)
-    assert charted[role]["rules"] == based[role]["rules"] == rbac[role]["rules"]
+    # RBAC: exactly the rules (and bindings) of deploy/kustomize/base/rbac.yaml, the file the dev cluster applies.
+    assert_same_rbac(charted, based)
+    assert_same_rbac(charted, by_key(_docs((BASE / "rbac.yaml").read_text())))
     for rendered in (charted, based):
-        assert rendered[binding]["roleRef"] == rbac[binding]["roleRef"]
-        assert rendered[binding]["subjects"] == rbac[binding]["subjects"]
         assert not rendered[("ServiceAccount", NAMESPACE, NAME)]["metadata"].get("annotations")
 
     deployment = ("Deployment", NAMESPACE, NAME)
     assert pod_essentials(charted[deployment]) == pod_essentials(based[deployment])
     pdb = ("PodDisruptionBudget", NAMESPACE, NAME)
     assert charted[pdb]["spec"] == based[pdb]["spec"]
+
+
+RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+
+
+def assert_same_rbac(one: dict[Key, dict[str, Any]], other: dict[Key, dict[str, Any]]) -> None:
+    """The same RBAC objects with the same rules, roleRefs and subjects (labels may differ)."""
+    keys = {k for k in one if k[0] in RBAC_KINDS}
+    assert keys == {k for k in other if k[0] in RBAC_KINDS}
+    for key in keys:
+        for field in ("rules", "roleRef", "subjects"):
+            assert one[key].get(field) == other[key].get(field), (key, field)
+
+
+def test_targets_value_and_kustomize_patch_render_the_same_roles(cluster: DevCluster) -> None:
+    """Retargeting: Helm's `rbac.targets` and the custom-target overlay's patch give the same Roles; several
+    targets in one namespace share one Role, each namespace gets its own."""
+    overlay = by_key(kustomize(cluster, REPO / "deploy" / "kustomize" / "overlays" / "custom-target"))
+    charted = by_key(helm_template(cluster, "--set", "rbac.targets[0].namespace=aws-cni,rbac.targets[0].name=aws-node"))
+    assert_same_rbac(charted, overlay)
+    assert ("Role", NAMESPACE, f"{NAME}-target") not in overlay
+
+    several = by_key(
+        helm_template(
+            cluster,
+            "--set",
+            "rbac.targets[0].namespace=a,rbac.targets[0].name=x,rbac.targets[1].namespace=b,rbac.targets[1].name=y,"
+            "rbac.targets[2].namespace=a,rbac.targets[2].name=z",
+        )
+    )
+    roles = {k[1]: v["rules"] for k, v in several.items() if k[0] == "Role" and k[2] == f"{NAME}-target"}
+    assert roles == {
+        "a": [
+            {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["x", "z"], "verbs": ["get", "patch"]}
+        ],
+        "b": [{"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["y"], "verbs": ["get", "patch"]}],
+    }
+    assert cluster.state is not None
+    helm = str(Path(cluster.state.bin_dir) / "helm")
+    for bad, message in (
+        ("rbac.targets=null", "rbac.targets must list the DaemonSets policies may target"),
+        ("rbac.targets[0].namespace=a", "rbac.targets[0].name is required"),
+    ):
+        result = subprocess.run(
+            [helm, "template", "w", str(CHART), "--set", bad], capture_output=True, text=True, check=False
+        )
+        assert result.returncode != 0
+        assert message in result.stderr
 
 
 def test_deployment_runs_hardened_with_probe_and_metrics(chart: list[dict[str, Any]]) -> None:
@@ -182,6 +233,13 @@ def test_chart_options_irsa_peering_and_service_monitor(cluster: DevCluster) -> 
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["WARMPOOL_PEERING"] == "warmpool"
     assert ("ClusterKopfPeering", "", "warmpool") in rendered
+    peering_role = rendered[("ClusterRole", "", f"{NAME}-peering")]
+    assert {tuple(r["verbs"]): r.get("resourceNames") for r in peering_role["rules"]} == {
+        ("list", "watch"): None,
+        ("patch",): ["warmpool"],
+    }
+    ha_kustomize = by_key(kustomize(cluster, REPO / "deploy" / "kustomize" / "overlays" / "eks-ha"))
+    assert_same_rbac(rendered, ha_kustomize)
     monitor = rendered[("ServiceMonitor", NAMESPACE, NAME)]
     service = rendered[("Service", NAMESPACE, f"{NAME}-metrics")]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
@@ -263,56 +321,147 @@ def sa_kubeconfig(cluster: DevCluster, chart: list[dict[str, Any]], tmp_path: Pa
     return token_kubeconfig(cluster, tmp_path / "sa.kubeconfig")
 
 
-def test_service_account_token_can_patch_aws_node_only(
+USER = f"system:serviceaccount:{NAMESPACE}:{NAME}"
+
+
+def test_can_i_matrix(cluster: DevCluster, sa_kubeconfig: Path, admin_api: client.ApiClient) -> None:
+    """`kubectl auth can-i --as` the operator's identity: exactly the work it does, nothing around it."""
+    policy = "warmpoolpolicies.warmpool.io"
+    allowed = [
+        ("list", "pods", "--all-namespaces"),
+        ("watch", "pods", "--all-namespaces"),
+        ("list", "nodes"),
+        ("watch", "nodes"),
+        ("list", policy),
+        ("watch", policy),
+        ("patch", f"{policy}/x"),  # kopf's finalizer and annotations (the spec is guarded by admission)
+        ("patch", f"{policy}/x", "--subresource=status"),
+        ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("get", "daemonsets.apps/aws-node", "-n", NAMESPACE),
+        ("patch", "daemonsets.apps/aws-node", "-n", NAMESPACE),
+        ("create", "events", "-n", "default"),
+    ]
+    denied = [
+        ("patch", "daemonsets.apps/aws-node", "-n", "default"),  # aws-node outside the targets' namespaces
+        ("patch", "daemonsets.apps/kube-proxy", "-n", NAMESPACE),
+        ("get", "daemonsets.apps/kube-proxy", "-n", NAMESPACE),
+        ("list", "daemonsets.apps", "-n", NAMESPACE),
+        ("watch", "daemonsets.apps", "--all-namespaces"),
+        ("update", "daemonsets.apps/aws-node", "-n", NAMESPACE),
+        ("delete", "daemonsets.apps/aws-node", "-n", NAMESPACE),
+        ("create", "daemonsets.apps", "-n", NAMESPACE),
+        ("patch", "daemonsets.apps/aws-node", "-n", NAMESPACE, "--subresource=status"),
+        ("create", policy),
+        ("delete", f"{policy}/x"),
+        ("update", f"{policy}/x"),
+        ("update", f"{policy}/x", "--subresource=status"),
+        ("create", "events", "-n", NAMESPACE),
+        ("patch", "events", "-n", "default"),
+        ("create", "events.events.k8s.io", "-n", "default"),
+        ("get", "pods", "-n", NAMESPACE),
+        ("patch", "pods", "-n", NAMESPACE),
+        ("patch", "nodes"),
+        ("get", "secrets", "-n", NAMESPACE),
+        ("list", "configmaps", "-n", NAMESPACE),
+        ("patch", "clusterkopfpeerings.kopf.dev/warmpool"),  # only with peering on
+        ("create", "serviceaccounts/token", "-n", NAMESPACE),
+    ]
+
+    def can_i(args: tuple[str, ...]) -> str:
+        result = cluster.kubectl("auth", "can-i", *args, f"--as={USER}", check=False)
+        return result.stdout.strip()
+
+    assert [a for a in allowed if can_i(a) != "yes"] == []
+    assert [a for a in denied if can_i(a) != "no"] == []
+
+    # ENIConfigs (custom networking's CRD is not installed here, so kubectl cannot resolve the name): ask the
+    # authorizer directly with a SubjectAccessReview.
+    def review(verb: str) -> bool:
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": USER,
+                "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}", "system:authenticated"],
+                "resourceAttributes": {"group": "crd.k8s.amazonaws.com", "resource": "eniconfigs", "verb": verb},
+            },
+        }
+        answer = client.AuthorizationV1Api(admin_api).create_subject_access_review(body)
+        return bool(answer.status.allowed)
+
+    assert [review(verb) for verb in ("list", "watch", "get", "patch")] == [True, False, False, False]
+
+
+def test_service_account_token_real_attempts(
     cluster: DevCluster, sa_kubeconfig: Path, admin_api: client.ApiClient, namespace: str
 ) -> None:
+    """The same limits, with a real TokenRequest token: each allowed call goes through, each denied one is 403
+    and leaves the object untouched. `namespace` is a policy target (the fixture grants the target Role there)."""
     assert cluster.state is not None
 
     def as_sa(*args: str) -> subprocess.CompletedProcess[str]:
         return run_kubectl(cluster.state, *args, kubeconfig=str(sa_kubeconfig), check=False)  # type: ignore[arg-type]
 
+    def forbidden(result: subprocess.CompletedProcess[str], what: str) -> None:
+        assert result.returncode != 0, what
+        assert "Forbidden" in result.stderr, (what, result.stderr)
+
     whoami = as_sa("auth", "whoami", "-o", "json")
     assert whoami.returncode == 0, whoami.stderr
-    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == f"system:serviceaccount:{NAMESPACE}:{NAME}"
+    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == USER
 
     apps = client.AppsV1Api(admin_api)
     apps.create_namespaced_daemon_set(namespace, aws_node_daemonset(namespace))
     kube_proxy = aws_node_daemonset(namespace)
     kube_proxy["metadata"]["name"] = "kube-proxy"
     apps.create_namespaced_daemon_set(namespace, kube_proxy)
+    elsewhere = unique("t")
+    ensure_namespace(client.CoreV1Api(admin_api), elsewhere)  # not a target: no Role for the operator there
+    apps.create_namespaced_daemon_set(elsewhere, aws_node_daemonset(elsewhere))
 
     listed = as_sa("get", "pods", "--all-namespaces", "-o", "name")
     assert listed.returncode == 0, listed.stderr
-    assert as_sa("get", "daemonsets", "-n", namespace, "-o", "name").stdout.split() == [
-        "daemonset.apps/aws-node",
-        "daemonset.apps/kube-proxy",
-    ]
+    assert as_sa("get", "nodes", "-o", "name").returncode == 0
+    got = as_sa("get", "daemonset", "aws-node", "-n", namespace, "-o", "name")
+    assert got.stdout.strip() == "daemonset.apps/aws-node", got.stderr
 
     patch = json.dumps({"metadata": {"annotations": {"warmpool.io/deploy-test": "yes"}}})
     patched = as_sa("patch", "daemonset", "aws-node", "-n", namespace, "--type=merge", "-p", patch)
     assert patched.returncode == 0, patched.stderr
-    annotations = apps.read_namespaced_daemon_set("aws-node", namespace).metadata.annotations
-    assert annotations["warmpool.io/deploy-test"] == "yes"
+    assert apps.read_namespaced_daemon_set("aws-node", namespace).metadata.annotations["warmpool.io/deploy-test"]
 
-    refused = as_sa("patch", "daemonset", "kube-proxy", "-n", namespace, "--type=merge", "-p", patch)
-    assert refused.returncode != 0
-    assert "Forbidden" in refused.stderr
-    assert 'cannot patch resource "daemonsets"' in refused.stderr
-    untouched = apps.read_namespaced_daemon_set("kube-proxy", namespace)
-    assert "warmpool.io/deploy-test" not in untouched.metadata.annotations
-    # Not even aws-node by a verb other than patch.
+    # Another DaemonSet in the target's namespace, aws-node outside it, listing: all 403, nothing changed.
+    forbidden(as_sa("patch", "daemonset", "kube-proxy", "-n", namespace, "--type=merge", "-p", patch), "kube-proxy")
+    forbidden(as_sa("get", "daemonset", "kube-proxy", "-n", namespace), "get kube-proxy")
+    forbidden(as_sa("patch", "daemonset", "aws-node", "-n", elsewhere, "--type=merge", "-p", patch), "elsewhere")
+    for name, ns in (("kube-proxy", namespace), ("aws-node", elsewhere)):
+        annotations = apps.read_namespaced_daemon_set(name, ns).metadata.annotations or {}
+        assert "warmpool.io/deploy-test" not in annotations, (ns, name)
+    forbidden(as_sa("get", "daemonsets", "-n", namespace), "list daemonsets")
+    forbidden(as_sa("get", "daemonsets", "--all-namespaces"), "list all daemonsets")
+    # Not even aws-node by a verb other than get and patch.
     for verb_args in (("delete", "daemonset", "aws-node"), ("scale", "daemonset", "aws-node", "--replicas=0")):
-        denied = as_sa(*verb_args, "-n", namespace)
-        assert denied.returncode != 0, verb_args
-        assert "Forbidden" in denied.stderr, verb_args
+        forbidden(as_sa(*verb_args, "-n", namespace), " ".join(verb_args))
 
-    secrets = as_sa("get", "secrets", "-n", NAMESPACE)
-    assert secrets.returncode != 0
-    assert "Forbidden" in secrets.stderr
-    assert 'cannot list resource "secrets"' in secrets.stderr
-    configmaps = as_sa("get", "configmaps", "-n", NAMESPACE)
-    assert configmaps.returncode != 0
-    assert "Forbidden" in configmaps.stderr
+    # Events: create in `default` only.
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": "deploy-test."},
+        "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": namespace},
+        "type": "Normal",
+        "reason": "DeployTest",
+        "message": "posted by the operator's identity",
+    }
+    manifest = sa_kubeconfig.parent / "event.json"
+    manifest.write_text(json.dumps(event))
+    created = as_sa("create", "-n", "default", "-f", str(manifest), "-o", "name")
+    assert created.returncode == 0, created.stderr
+    forbidden(as_sa("create", "-n", namespace, "-f", str(manifest)), "event elsewhere")
+
+    forbidden(as_sa("get", "secrets", "-n", NAMESPACE), "secrets")
+    forbidden(as_sa("get", "configmaps", "-n", NAMESPACE), "configmaps")
 
 
 def test_operator_serves_a_policy_with_the_service_account_token(

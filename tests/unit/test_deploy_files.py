@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from warmpool import events
 from warmpool.api import v1alpha1
 from warmpool.aws import ec2
 from warmpool.settings import Settings
@@ -83,22 +84,108 @@ def _rules_block(text: str) -> list[dict[str, Any]]:
     raise AssertionError("no ClusterRole")
 
 
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate"}
+SERVICE_ACCOUNT = {"kind": "ServiceAccount", "name": "warmpool-operator", "namespace": "kube-system"}
+
+
+def _grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
+    """(apiGroup, resource, verb, resourceName or "*") for every combination a rule list grants."""
+    return {
+        (group, resource, verb, name)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        for name in rule.get("resourceNames") or ["*"]
+    }
+
+
 def test_chart_clusterrole_template_has_exactly_the_base_rules() -> None:
     base = _rules_block((BASE / "rbac.yaml").read_text())
     chart = _rules_block((CHART / "templates" / "rbac.yaml").read_text())
     assert chart == base
-    # Only aws-node may be patched; nothing may touch Secrets, ConfigMaps or any write beyond patch.
-    writes = [r for r in base if set(r["verbs"]) & {"patch", "update", "create", "delete", "deletecollection"}]
-    assert {(tuple(r["apiGroups"]), tuple(r["resources"])) for r in writes} == {
-        (("warmpool.io",), ("warmpoolpolicies",)),
-        (("warmpool.io",), ("warmpoolpolicies/status",)),
-        (("apps",), ("daemonsets",)),
-        (("", "events.k8s.io"), ("events",)),
-        (("kopf.dev",), ("clusterkopfpeerings",)),
+
+
+def test_base_rbac_is_least_privilege() -> None:
+    docs = {
+        (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d for d in _load(BASE / "rbac.yaml")
     }
-    ds_write = next(r for r in writes if r["resources"] == ["daemonsets"])
-    assert ds_write["resourceNames"] == ["aws-node"]
-    assert not any("secrets" in r["resources"] or "*" in r["resources"] + r["verbs"] for r in base)
+    assert set(docs) == {
+        ("ServiceAccount", "kube-system", "warmpool-operator"),
+        ("ClusterRole", "", "warmpool-operator"),
+        ("ClusterRoleBinding", "", "warmpool-operator"),
+        ("Role", "kube-system", "warmpool-operator-target"),
+        ("RoleBinding", "kube-system", "warmpool-operator-target"),
+        ("Role", "default", "warmpool-operator-events"),
+        ("RoleBinding", "default", "warmpool-operator-events"),
+    }
+    cluster = _grants(docs[("ClusterRole", "", "warmpool-operator")]["rules"])
+    # Cluster-wide, the only writes are to the policies (kopf's finalizer and annotations) and their status.
+    assert {g for g in cluster if g[2] in WRITE_VERBS} == {
+        ("warmpool.io", "warmpoolpolicies", "patch", "*"),
+        ("warmpool.io", "warmpoolpolicies/status", "patch", "*"),
+    }
+    # No DaemonSets, Events, Secrets, ConfigMaps or wildcards cluster-wide; no get where list suffices.
+    assert not {g for g in cluster if g[1] in {"daemonsets", "events", "secrets", "configmaps"}}
+    assert not any("*" in g[:3] for g in cluster)
+    assert {(g[0], g[1]) for g in cluster if g[2] == "get"} == set()
+    # The target: get and patch on kube-system/aws-node, through a namespaced Role.
+    assert _grants(docs[("Role", "kube-system", "warmpool-operator-target")]["rules"]) == {
+        ("apps", "daemonsets", "get", "aws-node"),
+        ("apps", "daemonsets", "patch", "aws-node"),
+    }
+    # Events: create, in the namespace they are posted to (warmpool.events and kopf both use `default`).
+    assert _grants(docs[("Role", "default", "warmpool-operator-events")]["rules"]) == {("", "events", "create", "*")}
+    assert events.EVENT_NAMESPACE == "default"
+    for kind, namespace, name in docs:
+        if kind.endswith("Binding"):
+            binding = docs[(kind, namespace, name)]
+            assert binding["subjects"] == [SERVICE_ACCOUNT]
+            assert binding["roleRef"]["name"] == name
+            assert (binding["roleRef"]["kind"], namespace) in {("ClusterRole", ""), ("Role", namespace)}
+
+
+def test_peering_rbac_is_only_for_its_own_object() -> None:
+    docs = {d["kind"]: d for d in _load(REPO / "deploy" / "kustomize" / "components" / "peering" / "rbac.yaml")}
+    peering = yaml.safe_load(
+        (REPO / "deploy" / "kustomize" / "components" / "peering" / "clusterkopfpeering.yaml").read_text()
+    )
+    assert _grants(docs["ClusterRole"]["rules"]) == {
+        ("kopf.dev", "clusterkopfpeerings", "list", "*"),
+        ("kopf.dev", "clusterkopfpeerings", "watch", "*"),
+        ("kopf.dev", "clusterkopfpeerings", "patch", peering["metadata"]["name"]),
+    }
+    assert docs["ClusterRoleBinding"]["subjects"] == [SERVICE_ACCOUNT]
+
+
+def test_every_resource_kopf_serves_is_listed_and_watched() -> None:
+    """kopf lists and watches each resource a handler is registered for; timers and daemons add a finalizer,
+    which is a patch of the object itself."""
+    import kopf
+
+    import warmpool.handlers  # noqa: F401  (registers the handlers)
+
+    registry = kopf.get_default_registry()
+    cluster = _grants(_rules_block((BASE / "rbac.yaml").read_text()))
+    served = [
+        *registry._indexing.get_all_handlers(),
+        *registry._watching.get_all_handlers(),
+        *registry._changing.get_all_handlers(),
+    ]
+    spawning = registry._spawning.get_all_handlers()
+    assert served or spawning
+    for handler in [*served, *spawning]:
+        group, plural = handler.selector.group or "", handler.selector.any_name
+        for verb in ("list", "watch"):
+            assert (group, plural, verb, "*") in cluster, (handler.id, verb)
+    for handler in spawning:
+        assert handler.requires_finalizer
+        group, plural = handler.selector.group or "", handler.selector.any_name
+        assert (group, plural, "patch", "*") in cluster, handler.id
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 def test_versions_agree() -> None:

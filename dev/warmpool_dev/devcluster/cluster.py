@@ -2,7 +2,7 @@
 
 No controller-manager or scheduler runs: tests create bound pods and write DaemonSet status themselves, which
 is exactly the control they need. RBAC is on, and two static-token users exist: `admin` (system:masters) and
-the operator's own ServiceAccount identity, bound only by the ClusterRole in deploy/, so the shipped RBAC is
+the operator's own ServiceAccount identity, bound only by deploy/kustomize/base/rbac.yaml, so the shipped RBAC is
 exercised for real.
 """
 
