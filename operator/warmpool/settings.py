@@ -28,10 +28,6 @@ class Settings(BaseSettings):
     ec2_cache_ttl_seconds: float = Field(300.0, gt=0, description="How long EC2 answers are reused.")
     ec2_max_attempts: int = Field(5, ge=1, le=20)
 
-    index_reconcile_seconds: float = Field(
-        300.0, gt=0, description="How often a metadata-only list checks the indexes for objects that are gone."
-    )
-
     # Process
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -38,7 +38,6 @@ def test_pods_deleted_behind_the_watch_do_not_linger(
     names = [f"p{i}" for i in range(4)]
     for name in names:
         create_bound_pod(core, namespace, name, nodes[0], scheduled_at=old)
-    run_operator.env["WARMPOOL_INDEX_RECONCILE_SECONDS"] = "15"
     run_operator.start()
     wait_status(admin_api, policy, run_operator, "4 pods seen", lambda s: s.get("podsObserved") == 4)
 

@@ -1,4 +1,4 @@
-"""Pure observation: which pods take a VPC IP, node facts, selectors, the start log and stale index entries."""
+"""Pure observation: which pods take a VPC IP, node facts, selectors, and the compact pod and node stores."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from warmpool.observe.facts import node_facts, pod_facts, selector_matches, stop_of
-from warmpool.observe.liveness import CLOCK_MARGIN, LiveSet
-from warmpool.observe.startlog import StartLog
+from warmpool.observe.nodestore import NodeStore
+from warmpool.observe.podstore import PodRecord, PodStore, pack_uid, reduce_pod
 
 
 def pod(**spec: Any) -> dict[str, Any]:
@@ -101,29 +101,6 @@ def test_selector(selector: dict[str, Any], matches: bool) -> None:
     assert selector_matches(selector, {"pool": "web"}) is matches
 
 
-def test_start_log_counts_each_pod_once_and_forgets_old_starts_and_gone_nodes() -> None:
-    log = StartLog(horizon_seconds=100)
-    log.record("n1", "a", 10.0)
-    log.record("n1", "a", 50.0)  # the same pod seen again (relist): the first start stands
-    log.record("n1", "b", 60.0)
-    log.record("n2", "c", 70.0)
-    assert log.times("n1", since=0) == (10.0, 60.0)
-    log.prune(now=150.0, live_nodes={"n1"})
-    assert log.times("n1", since=0) == (60.0,)
-    assert log.times("n2", since=0) == ()
-    assert len(log) == 1
-
-
-def test_live_set_marks_only_old_missing_objects_stale() -> None:
-    live = LiveSet(listed_at=1000.0, pod_uids=frozenset({"here"}), node_names=frozenset({"n1"}))
-    assert not live.pod_is_stale("here", 10.0)
-    assert live.pod_is_stale("gone", 10.0)
-    # Started after (or just before) the list began: it could not be in it, so it is not stale.
-    assert not live.pod_is_stale("new", 1000.0 - CLOCK_MARGIN / 2)
-    assert live.node_is_stale("n9", 0.0)
-    assert not live.node_is_stale("n1", 0.0)
-
-
 @pytest.mark.parametrize(
     ("body", "stopped"),
     [
@@ -141,12 +118,104 @@ def test_which_pods_release_an_ip(body: dict[str, Any], stopped: bool) -> None:
         assert found == ("n1", "u1", 500.0)
 
 
-def test_start_log_keeps_stops_apart_from_starts() -> None:
-    log = StartLog(horizon_seconds=100)
-    log.record("n1", "a", 10.0)
-    log.record_stop("n1", "a", 40.0)
-    log.record_stop("n1", "a", 45.0)  # seen again while terminating: the first sighting stands
-    assert log.times("n1", since=0) == (10.0,)
-    assert log.stop_times("n1", since=0) == (40.0,)
-    log.prune(now=145.0)
-    assert log.stop_times("n1", since=0) == ()
+def rec(uid: str, node: str = "n1", bound_at: float = 10.0, stopping: bool = False, pending: bool = False) -> PodRecord:
+    return PodRecord(pack_uid(uid), node, bound_at, stopping, pending)
+
+
+UID_A = "0f8b5a6e-0000-4000-8000-00000000000a"
+
+
+def test_pod_bodies_reduce_to_the_facts_the_planner_needs() -> None:
+    assert reduce_pod(pod(metadata={"uid": UID_A})) == PodRecord(pack_uid(UID_A), "n1", 1767225600.0, False, False)
+    assert reduce_pod(pod(hostNetwork=True)).node == ""
+    terminating = reduce_pod(pod(metadata={"deletionTimestamp": "2026-01-01T00:05:00Z"}))
+    assert (terminating.node, terminating.stopping) == ("n1", True)
+    assert reduce_pod(pod(nodeName=None, status={"phase": "Pending"})).pending
+    assert pack_uid(UID_A) == int(UID_A.replace("-", ""), 16)
+    assert pack_uid("not-a-uuid") == "not-a-uuid"
+
+
+def test_store_counts_each_pod_once_and_logs_its_start_and_stop() -> None:
+    store = PodStore(horizon_seconds=100)
+    store.apply("ADDED", rec("a", bound_at=10.0), now=11.0)
+    store.apply("MODIFIED", rec("a", bound_at=10.0), now=12.0)  # seen again: still one pod, one start
+    store.apply("ADDED", rec("b", bound_at=20.0), now=21.0)
+    store.apply("ADDED", rec("c", node="n2", bound_at=30.0), now=31.0)
+    assert (store.ip_pods("n1"), store.ip_pods("n2"), len(store)) == (2, 1, 3)
+    assert store.start_times("n1", since=0) == (10.0, 20.0)
+
+    store.apply("MODIFIED", rec("a", stopping=True), now=40.0)  # being deleted: stop logged, IP still held
+    store.apply("MODIFIED", rec("a", stopping=True), now=45.0)
+    assert store.ip_pods("n1") == 2
+    store.apply("DELETED", rec("a", stopping=True), now=50.0)  # gone: no second stop
+    store.apply("MODIFIED", rec("b", node=""), now=60.0)  # finished: its IP is released now
+    assert (store.ip_pods("n1"), len(store)) == (0, 1)
+    assert store.stop_times("n1", since=0) == (40.0, 60.0)
+    assert store.start_times("n1", since=0) == (10.0, 20.0)
+
+    store.prune(now=125.0, live_nodes={"n1"})
+    assert store.start_times("n1", since=0) == ()  # older than the horizon
+    assert store.stop_times("n1", since=0) == (40.0, 60.0)
+    assert store.start_times("n2", since=0) == ()  # its node is gone from the node list
+    assert store.ip_pods("n2") == 1  # the count follows pod events, not the log
+
+
+def test_pending_pods_are_counted_until_bound_or_deleted() -> None:
+    store = PodStore()
+    store.apply("ADDED", rec("p", node="", pending=True), now=1.0)
+    store.apply("ADDED", rec("q", node="", pending=True), now=1.0)
+    assert store.pending == 2
+    store.apply("MODIFIED", rec("p", bound_at=2.0), now=2.0)
+    store.apply("DELETED", rec("q", node="", pending=True), now=3.0)
+    assert (store.pending, store.ip_pods("n1")) == (0, 1)
+
+
+def test_relist_replaces_the_whole_set() -> None:
+    store = PodStore()
+    for uid in ("a", "b", "c"):
+        store.apply("ADDED", rec(uid, bound_at=10.0), now=10.0)
+    store.apply("ADDED", rec("w", node="", pending=True), now=10.0)
+    store.begin_relist()
+    store.relist_add(rec("a", bound_at=10.0), now=100.0)  # still there
+    store.relist_add(rec("b", stopping=True), now=100.0)  # being deleted now
+    store.relist_add(rec("d", node="n2", bound_at=90.0), now=100.0)  # started while unwatched
+    assert store.ip_pods("n1") == 3  # reads see the old set until the list is complete
+    store.end_relist()
+    # c and the pending w vanished with no DELETED event; their stop time is unknown, so none is logged.
+    assert (store.ip_pods("n1"), store.ip_pods("n2"), store.pending, len(store)) == (2, 1, 0, 3)
+    assert store.start_times("n1", since=0) == (10.0, 10.0, 10.0)
+    assert store.start_times("n2", since=0) == (90.0,)
+    assert store.stop_times("n1", since=0) == (100.0,)
+
+
+def test_an_aborted_relist_leaves_no_trace() -> None:
+    store = PodStore()
+    store.apply("ADDED", rec("a"), now=10.0)
+    store.begin_relist()
+    store.relist_add(rec("new", bound_at=50.0), now=60.0)
+    store.abort_relist()
+    store.begin_relist()
+    store.relist_add(rec("a"), now=70.0)
+    store.relist_add(rec("new", bound_at=50.0), now=70.0)
+    store.end_relist()
+    assert store.start_times("n1", since=0) == (10.0, 50.0)  # "new" started once, not once per attempt
+    assert store.ip_pods("n1") == 2
+
+
+def test_node_store_keeps_ipamd_nodes_and_relists_whole() -> None:
+    store = NodeStore()
+    store.apply("ADDED", node({"kubernetes.io/os": "linux"}))
+    store.apply(
+        "ADDED",
+        {
+            **node({"kubernetes.io/os": "windows"}),
+            "metadata": {"name": "win", "labels": {"kubernetes.io/os": "windows"}},
+        },
+    )
+    assert store.names() == {"n1"}
+    store.begin_relist()
+    store.relist_add({**node({}), "metadata": {"name": "n2", "labels": {}}})
+    store.end_relist()
+    assert store.names() == {"n2"}
+    store.apply("DELETED", {"metadata": {"name": "n2"}})
+    assert len(store) == 0

@@ -1,4 +1,4 @@
-"""Long-lived operator state kept in kopf's memo: clients, the pod-start log, and per-policy learning."""
+"""Long-lived operator state kept in kopf's memo: clients, the watched cluster, and per-policy learning."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 
 from warmpool.api.v1alpha1 import Churn
 from warmpool.aws import Ec2Client
-from warmpool.observe.liveness import LiveSet
-from warmpool.observe.startlog import StartLog
+from warmpool.observe.cluster import ClusterView
 from warmpool.planner import ChurnTracker
 from warmpool.settings import Settings
 
@@ -30,7 +29,6 @@ class OperatorContext:
     settings: Settings
     api: Any  # kubernetes.client.ApiClient
     ec2: Ec2Client
-    start_log: StartLog
+    cluster: ClusterView  # nodes and pods, from the operator's own watches
     started_at: float
     policies: dict[str, PolicyState] = field(default_factory=dict)
-    live: LiveSet | None = None  # the last metadata-only list, to spot index entries for deleted objects

@@ -1,10 +1,11 @@
-"""Gathering the planner's inputs: the selected nodes from kopf's indexes, their limits and subnets from EC2,
-and ENIConfigs for custom networking. EC2 and Kubernetes calls are blocking, so they run in worker threads."""
+"""Gathering the planner's inputs: the selected nodes and their pods from the operator's own watches, their
+limits and subnets from EC2, and ENIConfigs for custom networking. EC2 and Kubernetes calls are blocking, so they
+run in worker threads."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kubernetes import client
@@ -12,40 +13,31 @@ from kubernetes import client
 from warmpool.api import v1alpha1
 from warmpool.aws import Ec2Client, Ec2Unavailable
 from warmpool.ipamd.limits import InstanceLimits
-from warmpool.observe.facts import NodeFacts, PodFacts, selector_matches
-from warmpool.observe.liveness import LiveSet
-from warmpool.observe.startlog import StartLog
-from warmpool.snapshot import NodeInfo, SubnetInfo
+from warmpool.observe.cluster import ClusterView
+from warmpool.observe.facts import NodeFacts, selector_matches
+from warmpool.snapshot import ClusterSnapshot, NodeInfo, SubnetInfo
 
 ENICONFIG = ("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs")
 
 
-def selected_nodes(
-    node_index: Mapping[str, Iterable[NodeFacts]], selector: v1alpha1.LabelSelector, live: LiveSet | None = None
-) -> list[NodeFacts]:
+def selected_nodes(cluster: ClusterView, selector: v1alpha1.LabelSelector) -> list[NodeFacts]:
+    """The nodes a policy's nodeSelector picks, by name."""
     wire = selector.model_dump(by_alias=True)
-    found = [
-        f
-        for store in node_index.values()
-        for f in store
-        if selector_matches(wire, dict(f.labels)) and not (live and live.node_is_stale(f.name, f.created_at))
-    ]
+    found = [f for f in cluster.nodes.all() if selector_matches(wire, dict(f.labels))]
     return sorted(found, key=lambda n: n.name)
 
 
-def live_pods(pods: Iterable[PodFacts], live: LiveSet | None) -> int:
-    return sum(1 for p in pods if not (live and live.pod_is_stale(p.uid, p.started_at)))
-
-
-def node_infos(
+def build_snapshot(
+    cluster: ClusterView,
     facts: list[NodeFacts],
-    pod_index: Mapping[str, Iterable[PodFacts]],
-    start_log: StartLog,
     node_subnets: Mapping[str, tuple[str, ...]],
-    since: float,
-    live: LiveSet | None = None,
-) -> tuple[NodeInfo, ...]:
-    return tuple(
+    now: float,
+    lookback: float,
+    node_count_history: tuple[tuple[float, int], ...] = (),
+) -> ClusterSnapshot:
+    """What the planner sees of the selected nodes: their pods, and pod starts and stops within `lookback`."""
+    pods, since = cluster.pods, now - lookback
+    nodes = tuple(
         NodeInfo(
             name=f.name,
             instance_type=f.instance_type,
@@ -56,12 +48,13 @@ def node_infos(
             ready=f.ready,
             schedulable=f.schedulable,
             created_at=f.created_at,
-            ip_pods=live_pods(pod_index.get(f.name, ()), live),
-            pod_start_times=start_log.times(f.name, since),
-            pod_stop_times=start_log.stop_times(f.name, since),
+            ip_pods=pods.ip_pods(f.name),
+            pod_start_times=pods.start_times(f.name, since),
+            pod_stop_times=pods.stop_times(f.name, since),
         )
         for f in facts
     )
+    return ClusterSnapshot(now=now, nodes=nodes, pending_pods=pods.pending, node_count_history=node_count_history)
 
 
 @dataclass
@@ -83,7 +76,7 @@ def _eniconfig_subnets(api: client.ApiClient) -> dict[str, str]:
         raise
     return {
         item["metadata"]["name"]: item.get("spec", {}).get("subnet", "")
-        for item in found.get("items", [])
+        for item in found.get("items") or ()  # `items: null` when there are none
         if item.get("spec", {}).get("subnet")
     }
 

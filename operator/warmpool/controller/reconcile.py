@@ -20,13 +20,11 @@ from warmpool.apply.client import DaemonSetMissing, apply_env, read_daemonset
 from warmpool.apply.daemonset import DaemonSetView, view
 from warmpool.conditions import ConditionUpdate, merge_conditions
 from warmpool.controller.context import OperatorContext, PolicyState
-from warmpool.controller.inputs import fetch_ec2, node_infos, selected_nodes
+from warmpool.controller.inputs import build_snapshot, fetch_ec2, selected_nodes
 from warmpool.controller.status import applied_status, parse_timestamp, plan_status, timestamp
 from warmpool.ipamd.env import parse_env, unsafe_settings
 from warmpool.ipamd.limits import InstanceLimits
-from warmpool.observe.facts import NodeFacts, PodFacts
 from warmpool.planner import ChurnTracker, Decision, GuardReason, Recommendation, current_values, decide, plan
-from warmpool.snapshot import ClusterSnapshot
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -75,10 +73,7 @@ async def reconcile_policy(
     body: Mapping[str, Any],
     ctx: OperatorContext,
     logger: Logger,
-    node_index: Mapping[str, Iterable[NodeFacts]],
-    pod_index: Mapping[str, Iterable[PodFacts]],
     policy_index: Mapping[str, Iterable[tuple[str, str]]],
-    pending_pods: int,
     now: float,
 ) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     """Returns (status fields to patch, events to post). An empty status means: nothing to report this tick."""
@@ -116,16 +111,11 @@ async def reconcile_policy(
     out.status["lastPlannedTime"] = timestamp(now)
 
     # ----- observe -----
-    facts = selected_nodes(node_index, spec.node_selector, ctx.live)
+    facts = selected_nodes(ctx.cluster, spec.node_selector)
     ec2 = await fetch_ec2(ctx.ec2, ctx.api, facts)
     state.node_counts.append((now, len(facts)))
     lookback = max(START_LOOKBACK_MIN, 3 * interval + parse_duration(spec.churn.burst_window))
-    snapshot = ClusterSnapshot(
-        now=now,
-        nodes=node_infos(facts, pod_index, ctx.start_log, ec2.node_subnets, now - lookback, ctx.live),
-        pending_pods=pending_pods,
-        node_count_history=tuple(state.node_counts),
-    )
+    snapshot = build_snapshot(ctx.cluster, facts, ec2.node_subnets, now, lookback, tuple(state.node_counts))
     state.tracker.observe(snapshot, complete_since=state.complete_since)
     stats = state.tracker.stats(spec.churn.burst_quantile, now)
 

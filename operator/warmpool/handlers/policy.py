@@ -13,8 +13,6 @@ from warmpool.api import v1alpha1
 from warmpool.controller import reconcile_policy
 from warmpool.controller.context import OperatorContext
 from warmpool.events import post_event
-from warmpool.observe.facts import NodeFacts, PodFacts
-from warmpool.observe.liveness import list_live
 
 # kopf's timer fires on this fixed tick; each policy's own `rollout.interval` decides whether a tick plans.
 TICK_SECONDS = 10.0
@@ -36,29 +34,20 @@ async def plan_policy(
     patch: kopf.Patch,
     memo: kopf.Memo,
     logger: kopf.Logger,
-    node_index: kopf.Index[str, NodeFacts],
-    pod_index: kopf.Index[str, PodFacts],
-    pending_pod_index: kopf.Index[str, str],
     policy_index: kopf.Index[str, tuple[str, str]],
     **_: Any,
 ) -> None:
     ctx: OperatorContext = memo.ctx
+    cluster = ctx.cluster
+    if not cluster.synced:  # a plan over a partly listed cluster would be wrong; the first list is under way
+        logger.debug("waiting for the first list of nodes and pods")
+        return
     now = time.time()
-    await _refresh_live_set(ctx, now, logger)
-    metrics.INDEX_SIZE.labels("nodes").set(len(node_index))
-    metrics.INDEX_SIZE.labels("pods").set(sum(len(store) for store in pod_index.values()))
-    metrics.INDEX_SIZE.labels("pod_events").set(len(ctx.start_log))
-    ctx.start_log.prune(now, live_nodes=set(node_index))
-    status, events = await reconcile_policy(
-        body=body,
-        ctx=ctx,
-        logger=logger,
-        node_index=node_index,
-        pod_index=pod_index,
-        policy_index=policy_index,
-        pending_pods=len(pending_pod_index.get("pending", ())),
-        now=now,
-    )
+    metrics.INDEX_SIZE.labels("nodes").set(len(cluster.nodes))
+    metrics.INDEX_SIZE.labels("pods").set(len(cluster.pods))
+    metrics.INDEX_SIZE.labels("pod_events").set(cluster.pods.logged_events)
+    cluster.pods.prune(now, live_nodes=cluster.nodes.names())
+    status, events = await reconcile_policy(body=body, ctx=ctx, logger=logger, policy_index=policy_index, now=now)
     if status:
         patch.setdefault("status", {}).update(status)
     for event_type, reason, message in events:
@@ -66,20 +55,6 @@ async def plan_policy(
             await asyncio.to_thread(post_event, ctx.api, body, event_type, reason, message)
         except Exception as error:  # an event lost is not worth failing the plan for
             logger.warning("could not post event %s: %s", reason, error)
-
-
-_live_lock = asyncio.Lock()
-
-
-async def _refresh_live_set(ctx: OperatorContext, now: float, logger: kopf.Logger) -> None:
-    """Every `index_reconcile_seconds`, one metadata-only list of pods and nodes (shared by all policies)."""
-    async with _live_lock:
-        if ctx.live is not None and now - ctx.live.listed_at < ctx.settings.index_reconcile_seconds:
-            return
-        try:
-            ctx.live = await asyncio.to_thread(list_live, ctx.api, now)
-        except Exception as error:  # the check is a safety net; planning goes on without it
-            logger.warning("could not list pods and nodes to check the indexes: %s", error)
 
 
 @kopf.on.probe(id="planning")

@@ -8,7 +8,6 @@ from typing import Any
 import kopf
 
 from warmpool.api import v1alpha1
-from warmpool.observe.startlog import StartLog
 
 ANNOTATION_PREFIX = v1alpha1.GROUP
 
@@ -31,24 +30,35 @@ async def configure_kopf(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
 
+    import asyncio
     import time
 
     from warmpool.aws import Ec2Client
     from warmpool.controller.context import OperatorContext
-    from warmpool.kubeclient import api_client
+    from warmpool.kubeclient import api_client, load_configuration
     from warmpool.metrics import register_ec2_stats
+    from warmpool.observe.cluster import ClusterView
 
     operator_settings = current_settings()
     ec2 = Ec2Client(operator_settings)
     register_ec2_stats(ec2.stats)
-    memo.start_log = StartLog()
+    # Pods and Nodes come through the operator's own watches, with the same credentials as everything else.
+    cluster = ClusterView(lambda: asyncio.to_thread(load_configuration, operator_settings))
+    cluster.start()
     memo.ctx = OperatorContext(
         settings=operator_settings,
         api=api_client(operator_settings),
         ec2=ec2,
-        start_log=memo.start_log,
+        cluster=cluster,
         started_at=time.time(),
     )
+
+
+@kopf.on.cleanup()
+async def stop_watches(memo: kopf.Memo, **_: Any) -> None:
+    ctx = getattr(memo, "ctx", None)
+    if ctx is not None:
+        await ctx.cluster.stop()
 
 
 @kopf.on.login()
