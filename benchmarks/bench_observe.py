@@ -1,8 +1,8 @@
-"""Benchmark (not a test): 5,000 nodes and 150,000 pods through warmpool's index functions, then one plan.
+"""Benchmark (not a test): 5,000 nodes and 150,000 pods through the watcher's stores, then one plan.
 
-Prints index events per second, snapshot-building and plan time, and the process's peak RSS. The index
-functions are the real kopf handlers (called directly, as kopf would, with a memo); kopf's own index storage is
-stood in for by plain dicts keyed the same way, since this measures our code, not kopf's.
+Prints store events per second (pod bodies as dicts, as the watcher hands them over after json.loads), the
+memory the stores hold (tracemalloc), snapshot-building and plan time, and the process's peak RSS. The HTTP and
+JSON path is measured by bench_ingest.py, the whole operator by bench_kwok_scale.py.
 
     python benchmarks/bench_observe.py [--nodes 5000] [--pods-per-node 30]
 """
@@ -10,20 +10,20 @@ stood in for by plain dicts keyed the same way, since this measures our code, no
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import resource
 import time
-from types import SimpleNamespace
+import tracemalloc
 from typing import Any
+
+from kubernetes import client
 
 from warmpool.api.v1alpha1 import WarmPoolPolicySpec
 from warmpool.aws.instance_table import fallback_limits
-from warmpool.controller.inputs import node_infos, selected_nodes
-from warmpool.handlers.observe import node_index, pod_index
-from warmpool.observe.startlog import StartLog
+from warmpool.controller.inputs import build_snapshot, selected_nodes
+from warmpool.observe.cluster import ClusterView, NodeSink, PodSink
 from warmpool.planner import ChurnTracker, plan
-from warmpool.snapshot import ClusterSnapshot, SubnetInfo
+from warmpool.snapshot import SubnetInfo
 
 TYPES = ["m5.large", "m5.xlarge", "m5.2xlarge", "c5.4xlarge"]
 
@@ -58,47 +58,41 @@ def pod_body(j: int, node: str, t: float) -> dict[str, Any]:
     }
 
 
-class Body(dict[str, Any]):
-    """Enough of kopf.Body for our index functions: dict access plus `.metadata.uid`."""
-
-    @property
-    def metadata(self) -> SimpleNamespace:
-        return SimpleNamespace(uid=self["metadata"].get("uid"))
+async def no_config() -> client.Configuration:
+    raise RuntimeError("the benchmark never connects")
 
 
-async def main(nodes: int, pods_per_node: int) -> None:
+def main(nodes: int, pods_per_node: int) -> None:
     rng = random.Random(1)
-    memo = SimpleNamespace(start_log=StartLog())
     now = time.time()
-    node_store: dict[str, list[Any]] = {}
-    pod_store: dict[str, dict[str, Any]] = {}
+    node_names = [node_body(i)["metadata"]["name"] for i in range(nodes)]
+    pods = nodes * pods_per_node
 
+    def feed(cluster: ClusterView) -> None:
+        node_sink, pod_sink = NodeSink(cluster.nodes), PodSink(cluster.pods)
+        for i in range(nodes):
+            node_sink.on_event("ADDED", node_body(i), now)
+        for j in range(pods):
+            pod_sink.on_event("ADDED", pod_body(j, node_names[j % nodes], now - rng.uniform(0, 900)), now)
+
+    # Once under tracemalloc for what the stores hold, once without it for the rate.
+    tracemalloc.start()
+    measured = ClusterView(no_config)
+    feed(measured)
+    held_mib = tracemalloc.get_traced_memory()[0] / 2**20
+    tracemalloc.stop()
+    del measured
+    cluster = ClusterView(no_config)  # its watches are never started: this feeds the stores directly
     started = time.perf_counter()
-    node_names = []
-    for i in range(nodes):
-        result = await node_index(body=Body(node_body(i)))  # type: ignore[arg-type]
-        for key, value in result.items():
-            node_store[key] = [value]
-            node_names.append(key)
-    events = nodes
-    for j in range(nodes * pods_per_node):
-        node = node_names[j % nodes]
-        result = await pod_index(body=Body(pod_body(j, node, now - rng.uniform(0, 900))), memo=memo)  # type: ignore[arg-type]
-        for key, value in result.items():
-            pod_store.setdefault(key, {})[value.uid] = value
-        events += 1
+    feed(cluster)
     index_seconds = time.perf_counter() - started
+    events = nodes + pods
 
     spec = WarmPoolPolicySpec()
     started = time.perf_counter()
-    facts = selected_nodes(node_store, spec.node_selector)
+    facts = selected_nodes(cluster, spec.node_selector)
     subnets_by_node = {n.name: (f"subnet-{n.zone}",) for n in facts}
-    snapshot = ClusterSnapshot(
-        now=now,
-        nodes=node_infos(
-            facts, {k: list(v.values()) for k, v in pod_store.items()}, memo.start_log, subnets_by_node, now - 900
-        ),
-    )
+    snapshot = build_snapshot(cluster, facts, subnets_by_node, now, 900)
     snapshot_seconds = time.perf_counter() - started
 
     limits = {t: lim for t in TYPES if (lim := fallback_limits(t)) is not None}
@@ -114,7 +108,8 @@ async def main(nodes: int, pods_per_node: int) -> None:
 
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"nodes={nodes} pods={nodes * pods_per_node}")
-    print(f"index events: {events} in {index_seconds:.2f}s = {events / index_seconds:,.0f} events/s")
+    print(f"store events: {events} in {index_seconds:.2f}s = {events / index_seconds:,.0f} events/s")
+    print(f"held by the stores: {held_mib:.1f} MiB ({held_mib * 2**20 / pods:.0f} bytes a pod, with logs)")
     print(f"snapshot build: {snapshot_seconds * 1000:.0f} ms; churn tracker: {observe_seconds * 1000:.0f} ms")
     print(f"plan: {plan_seconds * 1000:.0f} ms -> {rec.values}")
     print(f"peak RSS: {rss_mib:.0f} MiB")
@@ -125,4 +120,4 @@ if __name__ == "__main__":
     parser.add_argument("--nodes", type=int, default=5000)
     parser.add_argument("--pods-per-node", type=int, default=30)
     args = parser.parse_args()
-    asyncio.run(main(args.nodes, args.pods_per_node))
+    main(args.nodes, args.pods_per_node)
