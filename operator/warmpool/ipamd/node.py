@@ -9,12 +9,20 @@ call. A check that changes nothing is idempotent until the state changes, so whi
 sleeps and `wake_at` jumps to the first 5 s grid point after the next time-driven change (an ENI coming of
 age, a cooling IP expiring, the decrease interval or a subnet backoff ending), or to the next pod event.
 That gives the same decisions as ticking every 5 s, at a fraction of the cost.
+
+Placement is ipamd's: it walks Go maps (ENIs, then an ENI's IPs or prefixes), whose iteration starts at a
+random point, so a pod gets an IP from a random ENI and cidr, and release and ENI removal pick at random too.
+The model walks its lists from a random start drawn from the node's own seeded generator (`seed`), so a run
+is reproducible for a seed. Per-ENI counters (free cidrs, cooling IPs) are kept as IPs come and go, and the
+pool rules' answers are memoised on the state they read (ENI ages and the time since the last decrease only
+matter against their thresholds), which is what keeps a day of a hundred nodes to seconds.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+import random
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from warmpool.ipamd.env import IpamdTargets
@@ -26,6 +34,7 @@ from warmpool.ipamd.pool import (
     IP_COOLDOWN,
     MIN_ENI_AGE,
     POOL_CHECK_INTERVAL,
+    CheckResult,
     EniState,
     PoolState,
     cidr_size,
@@ -82,30 +91,102 @@ class Subnet:
 
 
 class _Cidr:
-    """One secondary IP or /28 prefix; `cooling` holds the expiry times of its released IPs, oldest first."""
+    """One secondary IP or /28 prefix: pod IPs assigned from it and its released IPs still cooling."""
 
-    __slots__ = ("assigned", "cooling", "eni")
+    __slots__ = ("assigned", "cooling", "dead", "eni")
 
     def __init__(self, eni: _Eni) -> None:
         self.eni = eni
         self.assigned = 0
-        self.cooling: list[float] = []
-
-    def live_cooling(self, now: float) -> int:
-        c = self.cooling
-        while c and c[0] <= now:
-            c.pop(0)
-        return len(c)
+        self.cooling = 0
+        self.dead = False  # released to EC2 (its cooling entries are dropped lazily)
 
 
 class _Eni:
-    __slots__ = ("assigned", "cidrs", "created", "primary")
+    __slots__ = ("assigned", "cidrs", "cooling", "created", "free", "primary")
 
     def __init__(self, created: float, primary: bool = False) -> None:
         self.cidrs: list[_Cidr] = []
         self.created = created
         self.primary = primary
         self.assigned = 0
+        self.free = 0  # cidrs with no assigned IP
+        self.cooling = 0  # cooling IPs on its cidrs
+
+
+# A pool as a hashable key: per ENI (cidrs, assigned, free cidrs, cooling IPs, primary, at least MIN_ENI_AGE old),
+# then whether the decrease interval has passed. Ages and the time since the last decrease only matter against
+# those thresholds in the rules, so equal keys get equal answers.
+_Key = tuple[tuple[tuple[int, int, int, int, bool, bool], ...], bool]
+
+
+def _state_of(key: _Key) -> PoolState:
+    enis, decrease_due = key
+    return PoolState(
+        tuple(
+            EniState(cidrs=c, assigned=a, free_cidrs=f, cooling=k, primary=p, age=INF if old else 0.0)
+            for c, a, f, k, p, old in enis
+        ),
+        since_decrease=INF if decrease_due else 0.0,
+    )
+
+
+class _Rules:
+    """The pool rules for one (instance type, mode, targets), memoised on the pool's key."""
+
+    __slots__ = ("check", "deletable", "limits", "mode", "targets", "waking")
+
+    def __init__(self, limits: InstanceLimits, mode: IpMode, targets: IpamdTargets) -> None:
+        self.limits, self.mode, self.targets = limits, mode, targets
+        self.check: dict[_Key, CheckResult] = {}
+        self.deletable: dict[_Key, int | None] = {}
+        self.waking: dict[_Key, bool] = {}
+
+    def pool_check(self, key: _Key) -> CheckResult:
+        r = self.check.get(key)
+        if r is None:
+            r = self.check[key] = pool_check(self.limits, self.mode, self.targets, _state_of(key))
+        return r
+
+    def deletable_eni(self, key: _Key) -> int | None:
+        try:
+            return self.deletable[key]
+        except KeyError:
+            r = self.deletable[key] = deletable_eni(self.limits, self.mode, self.targets, _state_of(key))
+            return r
+
+    def would_release(self, key: _Key) -> bool:
+        """Not too low but too high: a decrease would act once its interval has passed."""
+        r = self.waking.get(key)
+        if r is None:
+            state = _state_of(key)
+            lim, mode, targets = self.limits, self.mode, self.targets
+            r = self.waking[key] = not is_too_low(lim, mode, targets, state) and is_too_high(lim, mode, targets, state)
+        return r
+
+    @property
+    def size(self) -> int:
+        return len(self.check) + len(self.deletable) + len(self.waking)
+
+
+_RULES: dict[tuple[InstanceLimits, IpMode, IpamdTargets], _Rules] = {}
+_RULES_MAX_STATES = 300_000  # per rule set; the memo starts over beyond it
+
+
+def _rules(limits: InstanceLimits, mode: IpMode, targets: IpamdTargets) -> _Rules:
+    key = (limits, mode, targets)
+    r = _RULES.get(key)
+    if r is None or r.size > _RULES_MAX_STATES:
+        r = _RULES[key] = _Rules(limits, mode, targets)
+    return r
+
+
+def _rotation(rng: random.Random, n: int) -> range | list[int]:
+    """Indexes 0..n-1 from a random start, wrapping: the order a Go map walk gives a small map."""
+    if n <= 1:
+        return range(n)
+    start = rng.randrange(n)
+    return [*range(start, n), *range(start)]
 
 
 class NodePool:
@@ -120,13 +201,16 @@ class NodePool:
         now: float,
         subnet: Subnet | None = None,
         timing: Timing | None = None,
+        seed: int | str = 0,
     ) -> None:
         self.name = name
         self.limits = limits
         self.mode = mode
         self.targets = targets
+        self.rules = _rules(limits, mode, targets)
         self.subnet = subnet if subnet is not None else Subnet("")
         self.timing = timing or Timing()
+        self.rng = random.Random(f"{seed}/{name}")  # str seeds hash the same on every platform and run
         self.size = cidr_size(mode)
         self.pod_cap = limits.max_pods(mode) - HOST_NETWORK_PODS
         self.enis: list[_Eni] = [_Eni(now, primary=True)]
@@ -134,6 +218,7 @@ class NodePool:
         self.waiting: dict[str, float] = {}  # pod -> start time, in arrival order
         self.held_ips = 0  # IPs in the datastore (pod IPs only, not ENI primaries)
         self.assigned = 0
+        self._cooling: deque[tuple[float, _Cidr]] = deque()  # expiry order: the cooldown is one constant
         # timers
         self.last_check = now
         self.next_check = now  # handlePreScaling: one check at ipamd start
@@ -169,6 +254,10 @@ class NodePool:
     def cidr_count(self) -> int:
         return sum(len(e.cidrs) for e in self.enis)
 
+    def cooling_ips(self, now: float) -> int:
+        self._expire(now)
+        return sum(e.cooling for e in self.enis)
+
     # ----- pods -----
 
     def pod_start(self, pod: str, now: float) -> None:
@@ -195,9 +284,15 @@ class NodePool:
             self.waits.append(now - self.waiting.pop(pod))
             self._update_serve_at(now)
             return
+        eni = cidr.eni
         cidr.assigned -= 1
-        cidr.eni.assigned -= 1
-        cidr.cooling.append(now + self.timing.cooldown)
+        if cidr.assigned == 0:
+            eni.free += 1
+        eni.assigned -= 1
+        expiry = now + self.timing.cooldown
+        cidr.cooling += 1
+        eni.cooling += 1
+        self._cooling.append((expiry, cidr))
         self.assigned -= 1
         self._poke(now)
 
@@ -248,6 +343,15 @@ class NodePool:
             self.idle_ip_seconds += (self.held_ips - self.assigned) * dt
             self._acc_t = now
 
+    def _expire(self, now: float) -> None:
+        """Released IPs whose cooldown has ended become usable again."""
+        q = self._cooling
+        while q and q[0][0] <= now:
+            _, cidr = q.popleft()
+            cidr.cooling -= 1
+            if not cidr.dead:
+                cidr.eni.cooling -= 1
+
     def _poke(self, now: float) -> None:
         """The state changed: make sure a pool check runs at the next grid point."""
         if self.down or self._in_flight is not None:
@@ -257,10 +361,21 @@ class NodePool:
         self.next_check = min(self.next_check, self.last_check + k * step)
 
     def _take_ip(self, now: float) -> _Cidr | None:
+        """`AssignPodIPv4Address`: the first usable IP of a map walk over ENIs, then over the ENI's cidrs."""
+        self._expire(now)
         size = self.size
-        for eni in self.enis:
-            for cidr in eni.cidrs:
-                if cidr.assigned < size and size - cidr.assigned - cidr.live_cooling(now) > 0:
+        rng = self.rng
+        enis = self.enis
+        for i in _rotation(rng, len(enis)):
+            eni = enis[i]
+            if eni.assigned + eni.cooling >= len(eni.cidrs) * size:
+                continue  # nothing usable on this ENI
+            cidrs = eni.cidrs
+            for j in _rotation(rng, len(cidrs)):
+                cidr = cidrs[j]
+                if cidr.assigned + cidr.cooling < size:
+                    if cidr.assigned == 0:
+                        eni.free -= 1
                     cidr.assigned += 1
                     eni.assigned += 1
                     self.assigned += 1
@@ -283,58 +398,46 @@ class NodePool:
         if not self.waiting or self.down:
             self.serve_at = INF
             return
+        self._expire(now)
         soonest = INF
-        for eni in self.enis:
-            for cidr in eni.cidrs:
-                if cidr.cooling and cidr.live_cooling(now):
-                    soonest = min(soonest, cidr.cooling[0])
+        for expiry, cidr in self._cooling:
+            if not cidr.dead:
+                soonest = expiry
+                break
         self.serve_at = soonest
 
-    def _state(self, now: float) -> PoolState:
-        enis = []
-        for eni in self.enis:
-            free = cooling = 0
-            for cidr in eni.cidrs:
-                if cidr.assigned == 0:
-                    free += 1
-                if cidr.cooling:
-                    cooling += cidr.live_cooling(now)
-            enis.append(
-                EniState(
-                    cidrs=len(eni.cidrs),
-                    assigned=eni.assigned,
-                    free_cidrs=free,
-                    cooling=cooling,
-                    primary=eni.primary,
-                    age=now - eni.created,
-                )
-            )
-        return PoolState(tuple(enis), since_decrease=now - self.last_decrease)
+    def _key(self, now: float) -> _Key:
+        """The pool as the rules read it (see `_Key`)."""
+        self._expire(now)
+        old = now - MIN_ENI_AGE
+        return (
+            tuple([(len(e.cidrs), e.assigned, e.free, e.cooling, e.primary, e.created <= old) for e in self.enis]),
+            now - self.last_decrease > DECREASE_INTERVAL,
+        )
 
     def _check(self, now: float) -> None:
         self.last_check = now
         self.next_check = INF
-        lim, mode, targets = self.limits, self.mode, self.targets
-        state = self._state(now)
-        result = pool_check(lim, mode, targets, state)
+        key = self._key(now)
+        result = self.rules.pool_check(key)
         acted = False
         if result.too_low:
             if result.grow is not None and now >= self.backoff_until:
-                if self._issue_grow(now, state, result.grow.eni, result.grow.cidrs):
+                if self._issue_grow(now, result.grow.eni, result.grow.cidrs):
                     return  # the loop blocks on the EC2 call; _land continues it
                 acted = True  # a failed call still starts the backoff
         elif result.release:
             self._release(now, result.release)
             self.last_decrease = now
             acted = True
-            state = self._state(now)
-        acted = self._free_eni(now, state) or acted
+            key = self._key(now)
+        acted = self._free_eni(key) or acted
         if acted:
             self.next_check = now + self.timing.pool_check
         else:
             self._sleep_until_change(now)
 
-    def _issue_grow(self, now: float, state: PoolState, eni_index: int | None, cidrs: int) -> bool:
+    def _issue_grow(self, now: float, eni_index: int | None, cidrs: int) -> bool:
         new_eni = eni_index is None
         kind = "attach_eni" if new_eni else ("assign_prefixes" if self.mode is IpMode.PREFIX else "assign_ips")
         granted = self.subnet.take(cidrs, self.size, overhead=1 if new_eni else 0)
@@ -358,36 +461,60 @@ class NodePool:
             eni = _Eni(now)
             self.enis.append(eni)
         eni.cidrs.extend(_Cidr(eni) for _ in range(n))
+        eni.free += n
         self.held_ips += n * self.size
         if self.down:
             return
         if self.waiting:
             self._serve(now)
-        self._free_eni(now, self._state(now))
+        self._free_eni(self._key(now))
         self.last_check = now
         self.next_check = now + self.timing.pool_check
 
     def _release(self, now: float, plan: tuple[tuple[int, int], ...]) -> None:
+        """`tryUnassignCidrsFromAll`: the rules say how many cidrs to free; ipamd's map walks pick which ENIs
+        and which of their unassigned cidrs."""
+        want = sum(count for _, count in plan)
         freed = 0
-        for index, count in plan:
-            eni = self.enis[index]
-            # Unassigned cidrs, cooling ones first: they are of no use to a pod for a while anyway.
-            candidates = sorted((c for c in eni.cidrs if c.assigned == 0), key=lambda c: c.live_cooling(now) == 0)[
-                :count
-            ]
-            drop = set(map(id, candidates))
-            eni.cidrs = [c for c in eni.cidrs if id(c) not in drop]
-            freed += len(candidates)
+        rng = self.rng
+        for i in _rotation(rng, len(self.enis)):
+            if freed >= want:
+                break
+            eni = self.enis[i]
+            if eni.free == 0:
+                continue
+            cidrs = eni.cidrs
+            drop: list[int] = []
+            for j in _rotation(rng, len(cidrs)):
+                if freed + len(drop) >= want:
+                    break
+                if cidrs[j].assigned == 0:
+                    drop.append(j)
+            for j in sorted(drop, reverse=True):
+                cidr = cidrs.pop(j)
+                cidr.dead = True
+                eni.cooling -= cidr.cooling
+            eni.free -= len(drop)
+            freed += len(drop)
         if freed:
             self.held_ips -= freed * self.size
             self.subnet.give(freed * self.size)
             self.ec2_calls["unassign_prefixes" if self.mode is IpMode.PREFIX else "unassign_ips"] += 1
 
-    def _free_eni(self, now: float, state: PoolState) -> bool:
-        index = deletable_eni(self.limits, self.mode, self.targets, state)
+    def _free_eni(self, key: _Key) -> bool:
+        index = self.rules.deletable_eni(key)
         if index is None:
             return False
+        enis, due = key
+        n = len(enis)
+        if n > 2:  # more than one secondary ENI: the map walk may reach another deletable one first
+            shift = self.rng.randrange(n)
+            found = self.rules.deletable_eni((enis[shift:] + enis[:shift], due))
+            if found is not None:
+                index = (found + shift) % n
         eni = self.enis.pop(index)
+        for cidr in eni.cidrs:
+            cidr.dead = True
         ips = len(eni.cidrs) * self.size
         self.held_ips -= ips
         self.subnet.give(ips + 1)
@@ -396,23 +523,18 @@ class NodePool:
 
     def _sleep_until_change(self, now: float) -> None:
         """No action now: the next check that could act is the first grid point after a time-driven change."""
-        state = None
         changes: list[float] = []
-        lim, mode, targets = self.limits, self.mode, self.targets
         if self.backoff_until > now:
             changes.append(self.backoff_until)
-        if self.last_decrease + self.timing.decrease_interval >= now:
-            state = self._state(now)
-            if not is_too_low(lim, mode, targets, state) and is_too_high(lim, mode, targets, state):
-                changes.append(self.last_decrease + self.timing.decrease_interval + _EPS)
+        if self.last_decrease + self.timing.decrease_interval >= now and self.rules.would_release(self._key(now)):
+            changes.append(self.last_decrease + self.timing.decrease_interval + _EPS)
         for eni in self.enis:
             if eni.primary or eni.assigned:
                 continue
             if eni.created + self.timing.min_eni_age > now:
                 changes.append(eni.created + self.timing.min_eni_age)
-            for cidr in eni.cidrs:
-                if cidr.cooling and cidr.live_cooling(now):
-                    changes.append(cidr.cooling[-1])
+            if eni.cooling:  # rare: an ENI without pods whose IPs still cool; its last one ends then
+                changes.append(max(t for t, c in self._cooling if c.eni is eni and not c.dead))
         if not changes:
             return  # asleep until a pod event pokes the node
         step = self.timing.pool_check
@@ -423,9 +545,16 @@ class NodePool:
         self.down_until = -INF
         if self._pending_targets is not None:
             self.targets = self._pending_targets
+            self.rules = _rules(self.limits, self.mode, self.targets)
             self._pending_targets = None
-        for eni in self.enis:  # nodeInit re-adds every ENI: their age starts over
+        # nodeInit re-adds every ENI, so their age starts over; the checkpoint restores assigned IPs only, so
+        # nothing is cooling any more.
+        while self._cooling:
+            _, cidr = self._cooling.popleft()
+            cidr.cooling = 0
+        for eni in self.enis:
             eni.created = now
+            eni.cooling = 0
         self.last_decrease = -INF
         self.backoff_until = -INF
         self.last_check = now

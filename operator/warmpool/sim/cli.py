@@ -9,15 +9,17 @@ import click
 import yaml
 
 from warmpool.api.v1alpha1 import WarmPoolPolicy, WarmPoolPolicySpec
+from warmpool.ipamd.env import parse_settings
 from warmpool.ipamd.limits import IpMode
-from warmpool.sim.engine import RunResult, StaticStrategy
-from warmpool.sim.engine import simulate as run_strategy
+from warmpool.sim import baselines
+from warmpool.sim.engine import EngineConfig, RunResult, StaticStrategy
 from warmpool.sim.report import format_table, plot, report_json
 from warmpool.sim.scenarios import SCENARIOS, generate
-from warmpool.sim.strategies import PlannerStrategy, best_static, clairvoyant
+from warmpool.sim.strategies import PlannerStrategy, clairvoyant
 from warmpool.sim.trace import Trace, TraceError, read_trace
 
 DEFAULT_SCENARIO = "batch"
+DAY = 86400.0
 
 
 def load_policy(path: str) -> WarmPoolPolicySpec:
@@ -30,16 +32,31 @@ def load_policy(path: str) -> WarmPoolPolicySpec:
     return WarmPoolPolicySpec.model_validate(data)
 
 
-def run_all(trace: Trace, mode: IpMode, spec: WarmPoolPolicySpec, statics: tuple[str, ...]) -> dict[str, RunResult]:
-    results: dict[str, RunResult] = {}
-    results["warmpool"] = run_strategy(trace, PlannerStrategy(spec), mode)
-    results["default"] = run_strategy(trace, StaticStrategy(), mode)
-    for text in statics:
-        strategy = StaticStrategy(text)
-        results[strategy.name] = run_strategy(trace, strategy, mode)
-    # Hindsight's best at warmpool's service level: as few idle IPs as possible with no more pods waiting.
-    results["best_static"], _ = best_static(trace, mode, results["warmpool"].metrics.waited_pods)
-    results["clairvoyant"] = clairvoyant(trace, mode)
+def run_all(
+    trace: Trace, mode: IpMode, spec: WarmPoolPolicySpec, statics: tuple[str, ...], jobs: int = 1, seed: int = 1
+) -> dict[str, RunResult]:
+    """warmpool, the default, the user's static settings and the hindsight baselines, on `jobs` processes.
+    The baselines meet the default's service level: its waits plus one per thousand pod starts."""
+    config = EngineConfig(seed=seed, split_at=DAY if trace.duration > DAY else None)
+    with baselines.Runner(trace, mode, config, jobs) as runner:
+        warmpool = runner.submit(PlannerStrategy(spec))  # the longest run goes first
+        default = runner.static(None)
+        user = {StaticStrategy(text).name: runner.static(parse_settings(text)) for text in statics}
+        baselines.start(runner)
+        oracle = clairvoyant(trace, mode, config)
+        reference = default.result().metrics
+        found = baselines.search(
+            runner,
+            reference.waited_pods + baselines.allowance(trace.pod_starts),
+            [parse_settings(text) for text in statics],
+        )
+        results: dict[str, RunResult] = {"warmpool": warmpool.result(), "default": default.result()}
+        results.update((name, future.result()) for name, future in user.items())
+    results["best_static"] = found.best_static
+    results["best_static_per_type"] = found.best_static_per_type
+    results["best_static_per_node"] = found.best_static_per_node
+    oracle.metrics.node_hours = reference.node_hours
+    results["clairvoyant"] = oracle
     return results
 
 
@@ -56,6 +73,15 @@ def run_all(trace: Trace, mode: IpMode, spec: WarmPoolPolicySpec, statics: tuple
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False), help="Write a PNG of IPs held vs in use.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated scenario.")
+@click.option("--nodes", type=click.IntRange(min=1), help="Nodes of the generated scenario (its default if unset).")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), help="Hours of the generated scenario.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=baselines.default_jobs(),
+    show_default="CPUs available",
+    help="Worker processes: the strategies are independent runs.",
+)
 def simulate(
     scenario: str | None,
     trace_file: str | None,
@@ -65,19 +91,25 @@ def simulate(
     as_json: bool,
     plot_file: str | None,
     seed: int,
+    nodes: int | None,
+    hours: float | None,
+    jobs: int,
 ) -> None:
     """Replay pod churn through a model of ipamd under warmpool, AWS's default, static settings, the best
     static setting in hindsight and a clairvoyant lower bound; print what each costs."""
     if scenario and trace_file:
         raise click.UsageError("give --scenario or --trace, not both")
     try:
-        trace = read_trace(trace_file) if trace_file else generate(scenario or DEFAULT_SCENARIO, seed)
+        sizes = {k: v for k, v in (("nodes", nodes), ("hours", hours)) if v is not None}
+        if trace_file and sizes:
+            raise click.UsageError("--nodes and --hours size a generated scenario, not a --trace")
+        trace = read_trace(trace_file) if trace_file else generate(scenario or DEFAULT_SCENARIO, seed, **sizes)
     except TraceError as exc:
         raise click.ClickException(f"{trace_file}: {exc}") from None
     spec = load_policy(policy) if policy else WarmPoolPolicySpec()
     ip_mode = IpMode(mode)
     try:
-        results = run_all(trace, ip_mode, spec, statics)
+        results = run_all(trace, ip_mode, spec, statics, jobs, seed)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

@@ -28,7 +28,7 @@ from warmpool.ipamd.env import (
 from warmpool.ipamd.limits import InstanceLimits, IpMode
 from warmpool.ipamd.node import NodePool, Subnet, Timing
 from warmpool.ipamd.pool import INF
-from warmpool.sim.metrics import NodeFinal, StrategyMetrics, merge_calls, p99_over_all
+from warmpool.sim.metrics import NodeFinal, PeriodMetrics, StrategyMetrics, merge_calls, p99_over_all
 from warmpool.sim.trace import NodeAdd, NodeRemove, PodStart, PodStop, SubnetFree, Trace
 from warmpool.snapshot import ClusterSnapshot, NodeInfo, SubnetInfo
 
@@ -59,6 +59,11 @@ class Strategy(ABC):
     @abstractmethod
     def initial_env(self, mode: IpMode) -> dict[str, str]: ...
 
+    def node_env(self, node: NodeAdd, mode: IpMode) -> Mapping[str, str] | None:
+        """The env one node boots with when it differs from the cluster's (hindsight baselines only: a real
+        aws-node DaemonSet has one env for every node)."""
+        return None
+
 
 class StaticStrategy(Strategy):
     """Fixed targets for the whole trace: AWS's default when `env` is None, else a mapping or a
@@ -75,6 +80,31 @@ class StaticStrategy(Strategy):
         if mode is IpMode.PREFIX:
             env[ENABLE_PREFIX_DELEGATION] = "true"
         return env
+
+
+class PerNodeStaticStrategy(Strategy):
+    """A fixed env per node, chosen in hindsight: the bound a per-node (or per-instance-type) override would
+    reach. Nodes without an entry get `fallback`."""
+
+    def __init__(self, name: str, envs: Mapping[str, Mapping[str, str]], fallback: Mapping[str, str] | None) -> None:
+        self.name = name
+        self.envs = {node: dict(env) for node, env in envs.items()}
+        self.fallback = StaticStrategy(fallback)
+
+    def initial_env(self, mode: IpMode) -> dict[str, str]:
+        return self.fallback.initial_env(mode)
+
+    def node_env(self, node: NodeAdd, mode: IpMode) -> Mapping[str, str] | None:
+        env = self.envs.get(node.node)
+        return None if env is None else StaticStrategy(env).initial_env(mode)
+
+    def describe(self) -> str:
+        """The settings used and on how many nodes, most used first."""
+        counts: dict[str, int] = {}
+        for env in self.envs.values():
+            label = settings_of(env)
+            counts[label] = counts.get(label, 0) + 1
+        return "; ".join(f"{n}x {label}" for label, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +141,26 @@ class EngineConfig:
     sample_every: float = 60.0  # seconds between points of the held/in-use series
     rollout_batch_share: float = 0.1  # aws-node maxUnavailable: 10%
     rollout_batch_seconds: float = 20.0  # one batch of aws-node pods replaced and ready
+    seed: int = 1  # of each node's placement order (ipamd's random map walks)
+    split_at: float | None = None  # also report the figures before and after this time (e.g. the first day)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOutcome:
+    """One node's share of a run, for choosing settings per node or per instance type in hindsight."""
+
+    instance_type: str
+    idle_ip_seconds: float
+    waited_pods: int
+    pod_starts: int
+    ec2_calls: int
 
 
 @dataclass(slots=True)
 class RunResult:
     metrics: StrategyMetrics
     series: list[tuple[float, int, int]]  # (t, IPs held, IPs in use), whole cluster
+    per_node: dict[str, NodeOutcome] = field(default_factory=dict)
 
 
 def limits_for(event: NodeAdd) -> InstanceLimits:
@@ -130,7 +174,7 @@ def limits_for(event: NodeAdd) -> InstanceLimits:
         ) from None
 
 
-_WAKE, _SAMPLE, _TICK, _RESTART = 0, 1, 2, 3
+_WAKE, _SAMPLE, _TICK, _RESTART, _SPLIT = 0, 1, 2, 3, 4
 
 
 class Engine:
@@ -171,6 +215,9 @@ class Engine:
         self.done_starts = 0
         self.done_rejected = 0
         self.done_calls: list[Mapping[str, int]] = []
+        self.done_node_seconds = 0.0
+        self.per_node: dict[str, NodeOutcome] = {}
+        self.at_split: PeriodMetrics | None = None
 
     # ----- plumbing -----
 
@@ -213,6 +260,8 @@ class Engine:
                 node = self.nodes.get(name)
                 if node is not None:
                     self._op(node, node.restart, t, targets)
+            elif kind == _SPLIT:
+                self.at_split = self._totals(t)
 
     # ----- trace events -----
 
@@ -235,7 +284,11 @@ class Engine:
             self._op(node, node.pod_stop, e.pod, e.t)
         elif isinstance(e, NodeAdd):
             lim = self.limits_lookup(e)
-            node = NodePool(e.node, lim, self.mode, self.targets, e.t, self._subnet(e.zone), self.config.timing)
+            own = self.strategy.node_env(e, self.mode)
+            targets = self.targets if own is None else parse_env(own)
+            node = NodePool(
+                e.node, lim, self.mode, targets, e.t, self._subnet(e.zone), self.config.timing, self.config.seed
+            )
             self.nodes[e.node] = node
             self.node_meta[e.node] = (e, lim)
             self.recent_starts[e.node] = deque()
@@ -247,7 +300,7 @@ class Engine:
             self._op(node, node.finish, e.t)
             self.held -= node.held_ips
             self.in_use -= node.assigned
-            self._retire(node)
+            self._retire(node, e.t)
             del self.nodes[e.node]
             del self.recent_starts[e.node], self.recent_stops[e.node]
             self.scheduled.pop(e.node, None)
@@ -255,12 +308,51 @@ class Engine:
         elif isinstance(e, SubnetFree):
             self._subnet(e.zone).set_free(e.free_ips)
 
-    def _retire(self, node: NodePool) -> None:
+    def _retire(self, node: NodePool, now: float) -> None:
         self.done_idle += node.idle_ip_seconds
         self.done_waits.extend(node.waits)
         self.done_starts += node.pod_starts
         self.done_rejected += node.rejected
         self.done_calls.append(node.ec2_calls)
+        add, _ = self.node_meta[node.name]
+        self.done_node_seconds += now - add.t
+        waited = sum(1 for w in node.waits if w > 0)
+        calls = sum(node.ec2_calls.values())
+        before = self.per_node.get(node.name)  # a name that joins again adds to its first stay
+        self.per_node[node.name] = NodeOutcome(
+            add.instance_type,
+            node.idle_ip_seconds + (before.idle_ip_seconds if before else 0.0),
+            waited + (before.waited_pods if before else 0),
+            node.pod_starts + (before.pod_starts if before else 0),
+            calls + (before.ec2_calls if before else 0),
+        )
+
+    def _totals(self, now: float) -> PeriodMetrics:
+        """Figures from the start until `now`, nodes still running included."""
+        idle, waited, starts, calls, node_seconds = (
+            self.done_idle,
+            sum(1 for w in self.done_waits if w > 0),
+            self.done_starts,
+            sum(sum(c.values()) for c in self.done_calls),
+            self.done_node_seconds,
+        )
+        for node in self.nodes.values():
+            node._accrue(now)
+            idle += node.idle_ip_seconds
+            waited += sum(1 for w in node.waits if w > 0)
+            starts += node.pod_starts
+            calls += sum(node.ec2_calls.values())
+            node_seconds += now - self.node_meta[node.name][0].t
+        return PeriodMetrics(
+            start=0.0,
+            end=now,
+            idle_ip_hours=idle / 3600,
+            waited_pods=waited,
+            pod_starts=starts,
+            ec2_calls=calls,
+            rollouts=self.rollouts,
+            node_hours=node_seconds / 3600,
+        )
 
     # ----- closed loop -----
 
@@ -323,6 +415,9 @@ class Engine:
     def run(self) -> RunResult:
         end = self.trace.duration
         self._push(0.0, _SAMPLE)
+        split = self.config.split_at
+        if split is not None and 0 < split < end:
+            self._push(split, _SPLIT)
         if isinstance(self.strategy, ClosedLoopStrategy):
             self._push(self.strategy.interval, _TICK)
         for e in self.trace.events:
@@ -332,7 +427,7 @@ class Engine:
         finals = []
         for name, node in sorted(self.nodes.items()):
             node.finish(end)
-            self._retire(node)
+            self._retire(node, end)
             add, _ = self.node_meta[name]
             finals.append(
                 NodeFinal(
@@ -360,8 +455,22 @@ class Engine:
             pod_starts=self.done_starts,
             rejected_pods=self.done_rejected,
             settings_history=self.settings_history,
+            node_hours=self.done_node_seconds / 3600,
         )
-        return RunResult(metrics, self.series)
+        if self.at_split is not None:
+            metrics.periods = self.at_split.split(
+                PeriodMetrics(
+                    start=0.0,
+                    end=end,
+                    idle_ip_hours=metrics.idle_ip_hours,
+                    waited_pods=metrics.waited_pods,
+                    pod_starts=metrics.pod_starts,
+                    ec2_calls=metrics.ec2_calls_total,
+                    rollouts=metrics.rollouts,
+                    node_hours=metrics.node_hours,
+                )
+            )
+        return RunResult(metrics, self.series, self.per_node)
 
 
 def simulate(

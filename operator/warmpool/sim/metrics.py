@@ -29,6 +29,51 @@ class NodeFinal:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodMetrics:
+    """A strategy's figures over part of a run (a multi-day trace's first day, or the days after it)."""
+
+    start: float
+    end: float
+    idle_ip_hours: float
+    waited_pods: int
+    pod_starts: int
+    ec2_calls: int
+    rollouts: int
+    node_hours: float
+
+    def split(self, whole: PeriodMetrics) -> dict[str, PeriodMetrics]:
+        """This period (from the start) and what `whole` adds after it."""
+        rest = PeriodMetrics(
+            start=self.end,
+            end=whole.end,
+            idle_ip_hours=whole.idle_ip_hours - self.idle_ip_hours,
+            waited_pods=whole.waited_pods - self.waited_pods,
+            pod_starts=whole.pod_starts - self.pod_starts,
+            ec2_calls=whole.ec2_calls - self.ec2_calls,
+            rollouts=whole.rollouts - self.rollouts,
+            node_hours=whole.node_hours - self.node_hours,
+        )
+        return {"first": self, "rest": rest}
+
+    @property
+    def ec2_calls_per_node_hour(self) -> float:
+        return self.ec2_calls / self.node_hours if self.node_hours > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start_s": self.start,
+            "end_s": self.end,
+            "idle_ip_hours": round(self.idle_ip_hours, 3),
+            "waited_pods": self.waited_pods,
+            "pod_starts": self.pod_starts,
+            "ec2_calls": self.ec2_calls,
+            "ec2_calls_per_node_hour": round(self.ec2_calls_per_node_hour, 3),
+            "rollouts": self.rollouts,
+            "node_hours": round(self.node_hours, 3),
+        }
+
+
 @dataclass(slots=True)
 class StrategyMetrics:
     name: str
@@ -45,10 +90,16 @@ class StrategyMetrics:
     pod_starts: int = 0
     rejected_pods: int = 0  # beyond a node's max pods: would not have been scheduled there
     settings_history: list[tuple[float, str]] = field(default_factory=list)
+    node_hours: float = 0.0  # integral of the node count
+    periods: dict[str, PeriodMetrics] = field(default_factory=dict)  # "first" (day) and "rest", multi-day runs
 
     @property
     def ec2_calls_total(self) -> int:
         return sum(self.ec2_calls.values())
+
+    @property
+    def ec2_calls_per_node_hour(self) -> float:
+        return self.ec2_calls_total / self.node_hours if self.node_hours > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,11 +110,15 @@ class StrategyMetrics:
             "wait_seconds_total": round(self.wait_seconds_total, 3),
             "wait_seconds_p99": round(self.wait_seconds_p99, 3),
             "ec2_calls": dict(sorted(self.ec2_calls.items())),
+            "ec2_calls_total": self.ec2_calls_total,
+            "ec2_calls_per_node_hour": round(self.ec2_calls_per_node_hour, 3),
+            "node_hours": round(self.node_hours, 3),
             "rollouts": self.rollouts,
             "min_subnet_free_ips": self.min_subnet_free_ips,
             "pod_starts": self.pod_starts,
             "rejected_pods": self.rejected_pods,
             "settings_history": [{"t": t, "settings": s} for t, s in self.settings_history],
+            **({"periods": {k: p.to_json() for k, p in self.periods.items()}} if self.periods else {}),
             "nodes": [n.to_json() for n in self.nodes],
         }
 

@@ -18,6 +18,7 @@ _COLUMNS = (
     ("wait s", 8),
     ("p99 s", 6),
     ("EC2 calls", 9),
+    ("EC2/node-h", 10),
     ("rollouts", 8),
     ("min free", 8),
 )
@@ -57,10 +58,26 @@ def format_table(trace: Trace, mode: IpMode, results: Mapping[str, RunResult]) -
             f"{m.wait_seconds_total:>8.0f}",
             f"{m.wait_seconds_p99:>6.1f}",
             f"{m.ec2_calls_total:>9}",
+            f"{m.ec2_calls_per_node_hour:>10.2f}",
             f"{m.rollouts:>8}",
             f"{'-' if m.min_subnet_free_ips is None else m.min_subnet_free_ips:>8}",
         ]
         lines.append("  ".join(cells) + ("" if m.settings == name else f"  {m.settings}"))
+    periods = [(name, r.metrics.periods) for name, r in results.items() if r.metrics.periods]
+    if periods:
+        split = periods[0][1]["first"]
+        lines.append("")
+        lines.append(
+            f"first {split.end / 3600:g} h vs the rest: "
+            "idle IP-h / waited / pod starts / EC2 calls per node-h / rollouts"
+        )
+        for name, p in periods:
+            a, b = p["first"], p["rest"]
+            lines.append(
+                f"{name:<{first}}  first {a.idle_ip_hours:9.1f} {a.waited_pods:6} {a.pod_starts:7} "
+                f"{a.ec2_calls_per_node_hour:7.2f} {a.rollouts:3}   rest {b.idle_ip_hours:9.1f} {b.waited_pods:6} "
+                f"{b.pod_starts:7} {b.ec2_calls_per_node_hour:7.2f} {b.rollouts:3}"
+            )
     return "\n".join(lines)
 
 

@@ -116,21 +116,31 @@ def diurnal(
     high: float = 0.9,
     mean_life: float = 1200.0,
     subnet_free_ips: int | None = SUBNET_FREE_IPS,
+    days: int = 1,
+    name: str = "diurnal",
 ) -> Trace:
-    """Pods per node follow one day-like cycle (compressed into `hours`), low at the start and end."""
+    """Pods per node follow a day-like cycle (one cycle per `hours`, repeated `days` times), low at the start
+    and end of each."""
     b = _Builder(random.Random(seed))
     _subnets(b, subnet_free_ips)
-    end = hours * 3600
+    cycle = hours * 3600
+    end = cycle * days
     cap = pod_cap(instance_type)
 
     def active(slot: int, t: float) -> bool:
-        share = low + (high - low) * (1 - math.cos(2 * math.pi * t / end)) / 2
+        share = low + (high - low) * (1 - math.cos(2 * math.pi * t / cycle)) / 2
         return slot < share * cap
 
     for i in range(nodes):
         n = b.node(0, instance_type, ZONES[i % len(ZONES)])
         b.slots(n, 0, end, round(high * cap), mean_life, ramp=300, active=active)
-    return b.build("diurnal", seed, nodes=nodes, hours=hours, instance_type=instance_type, low=low, high=high)
+    return b.build(name, seed, nodes=nodes, hours=hours, days=days, instance_type=instance_type, low=low, high=high)
+
+
+def diurnal_3d(seed: int = 1, nodes: int = 20, hours: float = 24.0, days: int = 3, **params: Any) -> Trace:
+    """Three real days of the diurnal cycle: what a daily profile can learn from the first day shows on the
+    next two (the simulator reports the first day and the rest apart)."""
+    return diurnal(seed=seed, nodes=nodes, hours=hours, days=days, name="diurnal-3d", **params)
 
 
 def batch(
@@ -222,6 +232,7 @@ def mixed(
 SCENARIOS: dict[str, Callable[..., Trace]] = {
     "steady": steady,
     "diurnal": diurnal,
+    "diurnal-3d": diurnal_3d,
     "batch": batch,
     "scale-out": scale_out,
     "mixed": mixed,
