@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,20 @@ def dev_cluster() -> None:
 
 @dev_cluster.command("up")
 @click.option("--install-crd/--no-install-crd", default=True, help="Apply the WarmPoolPolicy CRD.")
-def dev_cluster_up(install_crd: bool) -> None:
-    """Build (once) and start the control plane in the background; print how to use it."""
-    from warmpool_dev.devcluster.cluster import ClusterState, DevCluster
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="KWOK fake nodes, each with an EC2 instance in a moto server, plus the aws-node DaemonSet (0: none "
+    "of that, only the control plane).",
+)
+@click.option("--pods-per-node", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option("--instance-type", default="m5.large", show_default=True)
+def dev_cluster_up(install_crd: bool, nodes: int, pods_per_node: int, instance_type: str) -> None:
+    """Build (once) and start the control plane in the background, with a small fleet; print how to use it."""
+    from warmpool_dev.devcluster.cluster import ClusterState, DevCluster, free_port, stop_detached
+    from warmpool_dev.e2e.fleet import FleetSpec, start_detached
 
     state_file = _state_file()
     if state_file.exists():
@@ -73,11 +85,25 @@ def dev_cluster_up(install_crd: bool) -> None:
         raise click.ClickException(f"a dev cluster is already up ({state.server}); run `warmpool dev-cluster down`")
     cluster = DevCluster(keep_workdir=True)
     state = cluster.start(detach=True)
+    try:
+        if install_crd:
+            crd_file = Path(state.workdir) / "crd.yaml"
+            crd_file.write_text(render_crd_yaml())
+            cluster.install_crd(crd_file, "warmpoolpolicies.warmpool.io")
+        if nodes:
+            spec = FleetSpec(nodes=nodes, pods_per_node=pods_per_node, instance_type=instance_type)
+            info = start_detached(state, spec)
+            click.echo(
+                f"{nodes} KWOK nodes ({instance_type}, {pods_per_node} pods each), aws-node, EC2 at "
+                f"{info.ec2_endpoint_url}",
+                err=True,
+            )
+    except BaseException:
+        stop_detached(state)
+        raise
+    # Ports of their own for `warmpool run`, so a local run does not collide with 8080/9090 already in use.
+    state.env.update(WARMPOOL_LIVENESS_PORT=str(free_port()), WARMPOOL_METRICS_PORT=str(free_port()))
     state.save(state_file)
-    if install_crd:
-        crd_file = Path(state.workdir) / "crd.yaml"
-        crd_file.write_text(render_crd_yaml())
-        cluster.install_crd(crd_file, "warmpoolpolicies.warmpool.io")
     click.echo(f"dev cluster up at {state.server}", err=True)
     _print_env(state)
 
@@ -111,6 +137,8 @@ def _print_env(state: Any) -> None:
     click.echo(f"export KUBECONFIG={state.admin_kubeconfig}")
     click.echo(f"export WARMPOOL_OPERATOR_KUBECONFIG={state.operator_kubeconfig}")
     click.echo(f'export PATH="{state.bin_dir}:$PATH"')
+    for name, value in sorted(state.env.items()):  # the dev fleet's EC2 endpoint and dummy credentials
+        click.echo(f"export {name}={shlex.quote(value)}")
 
 
 main.add_command(simulate)

@@ -9,6 +9,18 @@ import sys
 from warmpool.settings import Settings
 
 
+class _QuietTicks(logging.Filter):
+    """Drops kopf's "Timer 'plan_policy' succeeded." on every tick: it says nothing the plan's own log line
+    does not. Kept at DEBUG, where every detail is wanted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno == logging.INFO
+            and str(record.msg).endswith(" succeeded.")
+            and record.msg.startswith("Timer ")
+        )
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
@@ -20,6 +32,8 @@ def configure_logging(settings: Settings) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
+    if settings.log_level != "DEBUG":
+        handler.addFilter(_QuietTicks())
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     # The kubernetes client logs every request body at DEBUG; keep it quiet unless asked for.

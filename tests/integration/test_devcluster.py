@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 
 from warmpool_dev.devcluster import binaries
@@ -49,22 +52,48 @@ def test_cli_up_env_down(tmp_path: Path) -> None:
             [sys.executable, "-m", "warmpool.cli", "dev-cluster", *args], env=env, capture_output=True, text=True
         )
 
-    up = warmpool("up")
+    up = warmpool("up", "--nodes=2", "--pods-per-node=3")
     assert up.returncode == 0, up.stderr
     state = ClusterState.load(tmp_path / "warmpool" / "dev-cluster" / "state.json")
     try:
         exports = warmpool("env").stdout
         assert f"export KUBECONFIG={state.admin_kubeconfig}" in exports
-        crd = subprocess.run(
-            [state.kubectl, f"--kubeconfig={state.admin_kubeconfig}", "get", "crd", "warmpoolpolicies.warmpool.io"],
-            capture_output=True,
-            text=True,
+        endpoint = re.search(r"^export WARMPOOL_EC2_ENDPOINT_URL=(\S+)$", exports, re.M)
+        assert endpoint, exports
+
+        def kubectl(*args: str) -> str:
+            done = subprocess.run(
+                [state.kubectl, f"--kubeconfig={state.admin_kubeconfig}", *args], capture_output=True, text=True
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        kubectl("get", "crd", "warmpoolpolicies.warmpool.io")
+        assert kubectl("get", "daemonset", "-n", "kube-system", "aws-node", "-o", "name") == "daemonset.apps/aws-node\n"
+        nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
+        pods = json.loads(kubectl("get", "pods", "-A", "-o", "json"))["items"]
+        assert len(nodes) == 2
+        assert sorted(p["spec"]["nodeName"] for p in pods) == sorted(
+            n["metadata"]["name"] for n in nodes for _ in range(3)
         )
-        assert crd.returncode == 0, crd.stderr
+        # Each node's providerID names an instance the dev EC2 endpoint knows, in a subnet of the node's zone.
+        ec2 = boto3.client(
+            "ec2",
+            endpoint_url=endpoint.group(1),
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        ids = [n["spec"]["providerID"].rsplit("/", 1)[1] for n in nodes]
+        found = ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        instances = [i for r in found for i in r["Instances"]]
+        assert sorted(i["InstanceId"] for i in instances) == sorted(ids)
+        assert {i["InstanceType"] for i in instances} == {"m5.large"}
         assert warmpool("up").returncode != 0  # one at a time
     finally:
         down = warmpool("down")
     assert down.returncode == 0
+    assert {"etcd", "kube-apiserver", "fleet", "kwok"} <= set(state.pids)
     assert not any(_alive(pid) for pid in state.pids.values())
     assert not Path(state.workdir).exists()
     assert warmpool("env").returncode != 0

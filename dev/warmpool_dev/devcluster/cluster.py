@@ -61,7 +61,8 @@ class ClusterState:
     operator_token: str
     ca_file: str
     bin_dir: str
-    pids: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)  # in start order; stopped in reverse
+    env: dict[str, str] = field(default_factory=dict)  # what clients of extras (the dev fleet's EC2) need
 
     @property
     def kubectl(self) -> str:
@@ -332,10 +333,10 @@ def _kill_pid(pid: int) -> None:
 
 
 def stop_detached(state: ClusterState) -> None:
-    """Stop a cluster started by `warmpool dev-cluster up` from its saved state."""
-    for name in ("kube-apiserver", "etcd"):
-        if name in state.pids:
-            _kill_pid(state.pids[name])
+    """Stop a cluster started by `warmpool dev-cluster up` from its saved state: what came later (the dev fleet)
+    first, etcd last. Each pid leads a process group of its own, so its children go with it."""
+    for pid in reversed(list(state.pids.values())):
+        _kill_pid(pid)
     shutil.rmtree(state.workdir, ignore_errors=True)
 
 
