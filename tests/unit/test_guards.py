@@ -211,7 +211,12 @@ def test_apply_only_when_every_guard_passes(
         paused=paused,
         rollout_in_progress=in_progress,
     )
-    worth = any(beyond_dead_band(n, current.get(v), ROLLOUT) for v, n in recommended.items())
+    # ipamd reads an unset WARM_IP_TARGET or MINIMUM_IP_TARGET as 0: writing 0 there changes nothing on a node.
+    # Any other change is worth a rollout once it passes the dead band; a value not on the DaemonSet always is.
+    worth = any(
+        n != current.get(v, 0) and (v not in current or beyond_dead_band(n, current[v], ROLLOUT))
+        for v, n in recommended.items()
+    )
     expected = (
         worth
         and not (dry_run or paused or in_progress)
@@ -225,13 +230,29 @@ def test_apply_only_when_every_guard_passes(
         assert d.values == recommended
 
 
-def test_current_values_reads_only_valid_managed_entries() -> None:
-    env = {
-        "WARM_IP_TARGET": " 5",
-        "MINIMUM_IP_TARGET": "abc",
-        "WARM_ENI_TARGET": "1",
-        "WARM_PREFIX_TARGET": "-1",
-    }
-    assert current_values(env, [IP, MIN, Variable.WARM_PREFIX_TARGET]) == {IP: 5}
-    # an invalid entry counts as unset, so it is rewritten even inside the dead band
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("5", 5),
+        ("+5", 5),  # Atoi takes a sign
+        ("0", 0),
+        (" 5", None),  # but no spaces: ipamd uses its default
+        ("5 ", None),
+        ("1_0", None),  # nor underscores, which Python's int() takes
+        ("abc", None),
+        ("", None),
+        ("-1", None),  # negative: ipamd uses its default
+        ("9223372036854775807", 2**63 - 1),
+        ("9223372036854775808", None),  # beyond int64
+    ],
+)
+def test_current_values_reads_values_as_ipamd_does(raw: str, expected: int | None) -> None:
+    env = {"WARM_IP_TARGET": raw, "WARM_ENI_TARGET": "1"}
+    assert current_values(env, [IP, MIN]) == ({} if expected is None else {IP: expected})
+
+
+def test_an_entry_ipamd_ignores_is_rewritten_even_inside_the_dead_band() -> None:
+    env = {"WARM_IP_TARGET": " 5", "MINIMUM_IP_TARGET": "20"}
+    assert current_values(env, [IP, MIN]) == {MIN: 20}
     assert run({IP: 5, MIN: 20}, current_values(env, [IP, MIN])) == (True, GuardReason.APPLY)
+    assert run({IP: 5, MIN: 20}, current_values({**env, "WARM_IP_TARGET": "5"}, [IP, MIN]))[1] is GuardReason.NO_CHANGE

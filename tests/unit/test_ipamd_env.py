@@ -1,13 +1,20 @@
-"""ipamd's parsing of its four targets, and the settings warmpool must never write."""
+"""ipamd's parsing of its four targets and its mode, as Go's strconv does it."""
 
 from __future__ import annotations
 
 import pytest
 
-from warmpool.ipamd.env import IpamdTargets, mode_from_env, parse_env, parse_settings, unsafe_settings
-from warmpool.ipamd.limits import InstanceLimits, IpMode
-
-T3_SMALL = InstanceLimits("t3.small", 3, 4, vcpus=2)
+from warmpool.api.v1alpha1 import Variable
+from warmpool.ipamd.env import (
+    IpamdTargets,
+    go_atoi,
+    go_parse_bool,
+    invalid_values,
+    mode_from_env,
+    parse_env,
+    parse_settings,
+)
+from warmpool.ipamd.limits import IpMode
 
 
 @pytest.mark.parametrize(
@@ -52,8 +59,16 @@ def test_ip_targets_defined(targets: IpamdTargets, defined: bool) -> None:
         ("true", IpMode.PREFIX),
         ("1", IpMode.PREFIX),
         ("T", IpMode.PREFIX),
+        ("TRUE", IpMode.PREFIX),
+        ("True", IpMode.PREFIX),
+        ("t", IpMode.PREFIX),
         ("yes", IpMode.SECONDARY),
         ("", IpMode.SECONDARY),
+        (" true", IpMode.SECONDARY),  # ParseBool takes no spaces: unparsable -> the default, false
+        ("true ", IpMode.SECONDARY),
+        ("tRUE", IpMode.SECONDARY),
+        ("0", IpMode.SECONDARY),
+        ("F", IpMode.SECONDARY),
     ],
 )
 def test_mode_from_env(value: str, mode: IpMode) -> None:
@@ -70,32 +85,69 @@ def test_parse_settings() -> None:
         parse_settings(" , ")
 
 
-def test_unsafe_minimum_without_warm_ip() -> None:
-    problems = unsafe_settings(IpamdTargets(minimum_ip=10), IpMode.SECONDARY, T3_SMALL)
-    assert len(problems) == 1
-    assert "freezes" in problems[0]
-    assert unsafe_settings(IpamdTargets(minimum_ip=10), IpMode.SECONDARY, T3_SMALL, allow_freeze=True) == []
-    assert unsafe_settings(IpamdTargets(warm_ip=1, minimum_ip=10), IpMode.SECONDARY, T3_SMALL) == []
+def test_mode_from_env_unset_is_secondary() -> None:
+    assert mode_from_env({}) is IpMode.SECONDARY
 
 
-def test_unsafe_prefix_all_zero() -> None:
-    assert "does not start" in unsafe_settings(IpamdTargets(), IpMode.PREFIX, T3_SMALL)[0]
-    assert unsafe_settings(IpamdTargets(warm_prefix=1), IpMode.PREFIX, T3_SMALL) == []
-    assert unsafe_settings(IpamdTargets(warm_ip=4), IpMode.PREFIX, T3_SMALL) == []
-    assert unsafe_settings(IpamdTargets(), IpMode.SECONDARY, T3_SMALL) == []
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0", 0),
+        ("00", 0),
+        ("+7", 7),
+        ("-7", -7),
+        ("007", 7),
+        ("9223372036854775807", 2**63 - 1),
+        ("-9223372036854775808", -(2**63)),
+        ("9223372036854775808", None),  # out of int64: ErrRange
+        ("-9223372036854775809", None),
+        ("", None),
+        ("+", None),
+        ("-", None),
+        (" 5", None),
+        ("5 ", None),
+        ("5\n", None),
+        ("1_000", None),
+        ("0x10", None),
+        ("1e3", None),
+        ("\u0665", None),  # an Arabic-Indic digit: Python's int() takes it, Go's Atoi does not
+        ("++5", None),
+    ],
+)
+def test_go_atoi(text: str, value: int | None) -> None:
+    assert go_atoi(text) == value
 
 
-def test_unsafe_warm_ip_above_one_eni() -> None:
-    # t3.small: 3 usable slots per ENI -> 3 IPs in secondary mode, 48 in prefix mode.
-    assert unsafe_settings(IpamdTargets(warm_ip=3), IpMode.SECONDARY, T3_SMALL) == []
-    assert "#1872" in unsafe_settings(IpamdTargets(warm_ip=4), IpMode.SECONDARY, T3_SMALL)[0]
-    assert unsafe_settings(IpamdTargets(warm_ip=48), IpMode.PREFIX, T3_SMALL) == []
-    assert unsafe_settings(IpamdTargets(warm_ip=49), IpMode.PREFIX, T3_SMALL) != []
-    assert unsafe_settings(IpamdTargets(warm_ip=49), IpMode.PREFIX, None) == []
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        *[(t, True) for t in ("1", "t", "T", "TRUE", "true", "True")],
+        *[(f, False) for f in ("0", "f", "F", "FALSE", "false", "False")],
+        *[(x, None) for x in ("", " true", "yes", "on", "tRuE", "2", "true\n")],
+    ],
+)
+def test_go_parse_bool(text: str, value: bool | None) -> None:
+    assert go_parse_bool(text) is value
 
 
-def test_unsafe_raw_values() -> None:
-    env = {"WARM_IP_TARGET": "-2", "MINIMUM_IP_TARGET": "ten"}
-    problems = unsafe_settings(parse_env(env), IpMode.SECONDARY, T3_SMALL, env=env)
-    assert any("negative" in p for p in problems)
-    assert any("not an integer" in p for p in problems)
+def test_targets_by_name() -> None:
+    targets = IpamdTargets(warm_eni=2, warm_ip=3)
+    assert targets.get("WARM_IP_TARGET") == 3
+    assert targets.get(Variable.WARM_ENI_TARGET) == 2
+    changed = targets.with_values({Variable.MINIMUM_IP_TARGET: 9, "WARM_IP_TARGET": 0})
+    assert changed == IpamdTargets(warm_eni=2, warm_ip=0, minimum_ip=9)
+    assert parse_env(changed.as_env()) == changed
+
+
+def test_invalid_values_name_the_default_ipamd_uses() -> None:
+    env = {
+        "WARM_ENI_TARGET": "x",
+        "WARM_IP_TARGET": "-2",
+        "MINIMUM_IP_TARGET": "99999999999999999999",
+        "WARM_PREFIX_TARGET": "1",
+    }
+    problems = invalid_values(env)
+    assert len(problems) == 3
+    assert "WARM_ENI_TARGET='x' is not an integer: ipamd silently uses 1" in problems[0]
+    assert "negative" in problems[1]
+    assert "64-bit" in problems[2]

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.hypothesis_profiles import examples
 from warmpool.ipamd.env import IpamdTargets
 from warmpool.ipamd.limits import InstanceLimits, IpMode
 from warmpool.ipamd.pool import (
@@ -195,7 +196,7 @@ targets_st = st.builds(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(lim=st.sampled_from(TYPES), mode=st.sampled_from(list(IpMode)), targets=targets_st, pods=st.integers(0, 150))
 def test_steady_state_within_limits(lim: InstanceLimits, mode: IpMode, targets: IpamdTargets, pods: int) -> None:
     shape = steady_state(lim, mode, targets, pods)
@@ -213,7 +214,7 @@ def test_steady_state_within_limits(lim: InstanceLimits, mode: IpMode, targets: 
         assert shape.prefixes_held <= shape.enis * lim.slots_per_eni
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(lim=st.sampled_from(TYPES), targets=targets_st, pods=st.integers(0, 100))
 def test_ip_targets_hold_warm_and_minimum_when_room(lim: InstanceLimits, targets: IpamdTargets, pods: int) -> None:
     """Secondary mode with IP targets: the settled pool has max(pods + WARM_IP, MINIMUM_IP) IPs, capped by
@@ -225,7 +226,7 @@ def test_ip_targets_hold_warm_and_minimum_when_room(lim: InstanceLimits, targets
     assert shape.ips_held == min(max(placed + targets.warm_ip, targets.minimum_ip), lim.max_pod_ips(SEC))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(lim=st.sampled_from(TYPES), warm=st.integers(1, 3), pods=st.integers(0, 200))
 def test_warm_eni_keeps_whole_enis(lim: InstanceLimits, warm: int, pods: int) -> None:
     shape = steady_state(lim, SEC, IpamdTargets(warm_eni=warm), pods)
@@ -233,3 +234,86 @@ def test_warm_eni_keeps_whole_enis(lim: InstanceLimits, warm: int, pods: int) ->
     assert shape.ips_held == shape.enis * slots  # never a partly filled ENI
     if shape.enis < lim.max_enis:
         assert shape.free_ips >= warm * slots
+
+
+def steady_state_cidr_by_cidr(lim: InstanceLimits, mode: IpMode, targets: IpamdTargets, pods: int) -> PoolShape:
+    """The first implementation of `steady_state`, kept as the reference: every cidr's assigned count is
+    tracked and each pod count is replayed from an empty node. The model's fast version (ENIs as counts, one
+    pass for every pod count) must agree with it."""
+    size = 16 if mode is IpMode.PREFIX else 1
+    enis: list[list[int]] = [[]]
+    cap = min(lim.max_pod_ips(mode), lim.max_pods(mode) - 2)
+
+    def state() -> PoolState:
+        return PoolState(
+            tuple(
+                EniState(cidrs=len(e), assigned=sum(e), free_cidrs=sum(1 for a in e if a == 0), primary=i == 0)
+                for i, e in enumerate(enis)
+            )
+        )
+
+    def place() -> bool:
+        for e in enis:
+            for j, a in enumerate(e):
+                if a < size:
+                    e[j] = a + 1
+                    return True
+        return False
+
+    def apply_grow(step: GrowStep) -> None:
+        if step.eni is None:
+            enis.append([0] * step.cidrs)
+        else:
+            enis[step.eni].extend([0] * step.cidrs)
+
+    def settle() -> None:
+        seen: set[tuple[tuple[int, ...], ...]] = set()
+        while True:
+            key = tuple(tuple(e) for e in enis)
+            if key in seen:
+                while (step := pool_check(lim, mode, targets, state()).grow) is not None:
+                    apply_grow(step)
+                return
+            seen.add(key)
+            s = state()
+            check = pool_check(lim, mode, targets, s)
+            if check.grow is not None:
+                apply_grow(check.grow)
+                continue
+            if check.release:
+                for i, n in check.release:
+                    cidrs = enis[i]
+                    for j in range(len(cidrs) - 1, -1, -1):
+                        if n and cidrs[j] == 0:
+                            del cidrs[j]
+                            n -= 1
+                continue
+            victim = deletable_eni(lim, mode, targets, s)
+            if victim is None:
+                return
+            del enis[victim]
+
+    settle()
+    for _ in range(min(max(pods, 0), cap)):
+        while not place():
+            before = state().total_cidrs
+            settle()
+            if state().total_cidrs == before:
+                break
+        settle()
+    s = state()
+    total = s.total_ips(mode)
+    return PoolShape(len(enis), total, s.total_cidrs if mode is IpMode.PREFIX else 0, total - s.assigned)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    lim=st.sampled_from([*TYPES, InstanceLimits("m4.large", 2, 10, hypervisor="xen", vcpus=2)]),
+    mode=st.sampled_from(list(IpMode)),
+    targets=targets_st,
+    pods=st.integers(-2, 260),
+)
+def test_steady_state_agrees_with_the_cidr_by_cidr_reference(
+    lim: InstanceLimits, mode: IpMode, targets: IpamdTargets, pods: int
+) -> None:
+    assert steady_state(lim, mode, targets, pods) == steady_state_cidr_by_cidr(lim, mode, targets, pods)

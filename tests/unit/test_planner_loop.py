@@ -6,11 +6,13 @@ import random
 
 from warmpool.api.v1alpha1 import Variable, WarmPoolPolicySpec
 from warmpool.ipamd.limits import InstanceLimits
+from warmpool.ipamd.version import CniVersion
 from warmpool.planner import ChurnTracker, GuardReason, decide, plan
 from warmpool.snapshot import ClusterSnapshot, NodeInfo, SubnetInfo
 
 LIMITS = {"m5.xlarge": InstanceLimits("m5.xlarge", 4, 15, vcpus=4)}
 SUBNETS = {"subnet-a": SubnetInfo("subnet-a", "z", 4000)}
+CNI = CniVersion(1, 18, 3)  # past the #1872 fix: MINIMUM_IP_TARGET may exceed two ENIs' IPs
 HOURS = 5
 SCALE_OUT = 2 * 3600.0
 
@@ -48,7 +50,7 @@ def test_loop_learns_bursts_applies_once_and_holds_through_a_scale_out() -> None
         snapshot = ClusterSnapshot(now=now, nodes=nodes, pending_pods=pending)
         tracker.observe(snapshot)
         stats = tracker.stats(spec.churn.burst_quantile, now)
-        rec = plan(spec, snapshot, LIMITS, SUBNETS, env, stats)
+        rec = plan(spec, snapshot, LIMITS, SUBNETS, env, stats, cni_version=CNI)
         current = {Variable(k): int(v) for k, v in env.items()}
         d = decide(
             rec.values,

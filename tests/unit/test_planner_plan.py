@@ -9,7 +9,8 @@ import pytest
 
 from warmpool.api.v1alpha1 import ConditionType, Mode, Variable, WarmPoolPolicySpec
 from warmpool.ipamd.limits import InstanceLimits, IpMode
-from warmpool.planner.budget import Targets, held_ips, targets_from_env
+from warmpool.ipamd.safety import ProblemKind, check_env
+from warmpool.ipamd.version import CniVersion
 from warmpool.planner.churn import ChurnStats
 from warmpool.planner.plan import Recommendation, effective_mode, plan
 from warmpool.snapshot import ClusterSnapshot, NodeInfo, SubnetInfo
@@ -32,6 +33,9 @@ LIMITS = {
     )
 }
 BIG_SUBNET = {"subnet-a": SubnetInfo("subnet-a", "eu-west-1a", 100_000)}
+PD = {"ENABLE_PREFIX_DELEGATION": "true"}
+NEW = CniVersion(1, 18, 3)  # past the #1872 fix: no cap at one ENI's worth
+OLD = CniVersion(1, 11, 3)
 
 
 def spec(**kw: Any) -> WarmPoolPolicySpec:
@@ -69,6 +73,7 @@ def run(
     snapshot: ClusterSnapshot | None = None,
     env: Mapping[str, str] | None = None,
     subnets: Mapping[str, SubnetInfo] | None = None,
+    cni: CniVersion | None = NEW,
 ) -> Recommendation:
     return plan(
         policy,
@@ -77,6 +82,7 @@ def run(
         BIG_SUBNET if subnets is None else subnets,
         env or {},
         st,
+        cni_version=cni,
     )
 
 
@@ -90,9 +96,6 @@ def run(
         (spec(), stats(7, 20), ["m5.large"], {}, {IP: 8, MIN: 20}),
         # headroomRatio: 10 + 1 + ceil(0.2 * 10) = 13, within m5.xlarge's 14 IPs per ENI.
         (spec(churn={"headroomRatio": 0.2}), stats(10, 5), ["m5.xlarge"], {}, {IP: 13, MIN: 5}),
-        # WARM_IP never above one ENI of the smallest type in scope (#1872): t3.medium has 5 usable IPs.
-        # (With the policy's default min of 0 the pool goes to whole ENIs instead: see the fallback tests.)
-        (spec(manage=[ONE_IP, MIN]), stats(20, 10), ["m5.large", "t3.medium"], {}, {IP: 5, MIN: 10}),
         # MINIMUM_IP never above the pod IPs of the smallest type: t3.small holds 9.
         (spec(), stats(1, 30), ["t3.small", "m5.large"], {}, {IP: 2, MIN: 9}),
         # WARM_ENI alone: ceil((10 + 1) / 9 usable IPs per m5.large ENI) = 2.
@@ -100,12 +103,17 @@ def run(
         # ... sized on the smallest type's ENI: ceil(11 / 3) = 4, capped at t3.small's 3 ENIs.
         (spec(mode="SecondaryIP", manage=["WARM_ENI_TARGET"]), stats(10), ["t3.small"], {}, {ENI: 3}),
         # Prefix: ceil((20 + 1) / 16) = 2 prefixes.
-        (spec(mode="Prefix", manage=["WARM_PREFIX_TARGET"]), stats(20), ["m5.large"], {}, {PFX: 2}),
+        (spec(mode="Prefix", manage=["WARM_PREFIX_TARGET"]), stats(20), ["m5.large"], PD, {PFX: 2}),
         # Prefix, capped at one ENI's slots of the smallest type (t3.small: 3).
-        (spec(mode="Prefix", manage=["WARM_PREFIX_TARGET"]), stats(100), ["t3.small"], {}, {PFX: 3}),
+        (spec(mode="Prefix", manage=["WARM_PREFIX_TARGET"]), stats(100), ["t3.small"], PD, {PFX: 3}),
         # Prefix with IP targets: one ENI of prefixes on m5.large is 144 IPs, max pods 110 -> 108 pod IPs.
-        (spec(mode="Prefix"), stats(30, 40), ["m5.large"], {}, {IP: 31, MIN: 40}),
-        (spec(mode="Prefix"), stats(200, 200), ["m5.large"], {}, {IP: 108, MIN: 108}),
+        (spec(mode="Prefix"), stats(30, 40), ["m5.large"], PD, {IP: 31, MIN: 40}),
+        (spec(mode="Prefix"), stats(200, 200), ["m5.large"], PD, {IP: 108, MIN: 108}),
+        # ENABLE_PREFIX_DELEGATION as Go reads it: "1" and "t" are true.
+        (spec(), stats(30, 5), ["m5.large"], {"ENABLE_PREFIX_DELEGATION": "1"}, {IP: 31, MIN: 5}),
+        (spec(), stats(30, 5), ["m5.large"], {"ENABLE_PREFIX_DELEGATION": "t"}, {IP: 31, MIN: 5}),
+        # A leading space is not: secondary-IP mode, WARM_IP_TARGET within m5.large's 27 pod IPs.
+        (spec(), stats(30, 5), ["m5.large"], {"ENABLE_PREFIX_DELEGATION": " true"}, {IP: 27, MIN: 5}),
         # Auto follows ENABLE_PREFIX_DELEGATION: the same burst allows more in prefix mode.
         (spec(), stats(30, 5), ["m5.large"], {"ENABLE_PREFIX_DELEGATION": "true"}, {IP: 31, MIN: 5}),
         (
@@ -113,7 +121,7 @@ def run(
             stats(30, 5),
             ["m5.large"],
             {"ENABLE_PREFIX_DELEGATION": "false"},
-            {IP: 9, MIN: 5},
+            {IP: 27, MIN: 5},
         ),
     ],
 )
@@ -130,12 +138,50 @@ def test_values(
 
 
 @pytest.mark.parametrize(
+    ("policy", "st", "types", "env", "cni", "expected"),
+    [
+        # Before the #1872 fix (or when the version is unknown) WARM_IP_TARGET stays within one ENI of the
+        # smallest type in scope (t3.medium: 5 IPs) and MINIMUM_IP_TARGET within two (10). (With the policy's
+        # default min of 0 the pool goes to whole ENIs instead: see the fallback tests.)
+        (spec(manage=[ONE_IP, MIN]), stats(20, 12), ["m5.large", "t3.medium"], {}, None, {IP: 5, MIN: 10}),
+        (spec(manage=[ONE_IP, MIN]), stats(20, 12), ["m5.large", "t3.medium"], {}, OLD, {IP: 5, MIN: 10}),
+        (
+            spec(manage=[ONE_IP, MIN]),
+            stats(20, 12),
+            ["m5.large", "t3.medium"],
+            {},
+            CniVersion(1, 11, 4),
+            {IP: 15, MIN: 12},
+        ),
+        # From the fix on, only the pod IPs of the smallest type bound them (t3.medium: 15).
+        (spec(manage=[ONE_IP, MIN]), stats(20, 12), ["m5.large", "t3.medium"], {}, NEW, {IP: 15, MIN: 12}),
+        # In prefix mode one ENI of m5.large holds 144 IPs: only max pods binds.
+        (spec(), stats(120, 5), ["m5.large"], PD, None, {IP: 108, MIN: 5}),
+        # ... unless a non-Nitro type in scope runs secondary IPs: m4.large holds 9 per ENI, 18 pod IPs.
+        (spec(manage=[ONE_IP, MIN]), stats(30, 5), ["m5.large", "m4.large"], PD, None, {IP: 9, MIN: 5}),
+        (spec(manage=[ONE_IP, MIN]), stats(30, 5), ["m5.large", "m4.large"], PD, NEW, {IP: 18, MIN: 5}),
+    ],
+)
+def test_vpc_cni_1872_caps(
+    policy: WarmPoolPolicySpec,
+    st: ChurnStats,
+    types: list[str],
+    env: dict[str, str],
+    cni: CniVersion | None,
+    expected: dict[Variable, int],
+) -> None:
+    rec = run(policy, st, cluster(*types), env, cni=cni)
+    assert rec.values == expected
+    assert rec.safety == ()
+
+
+@pytest.mark.parametrize(
     ("bounds", "st", "expected", "why"),
     [
         ({"name": "WARM_IP_TARGET", "max": 5}, stats(7), 5, "policy maximum 5"),
         ({"name": "WARM_IP_TARGET", "min": 6}, stats(0), 6, "policy minimum 6"),
-        # The policy's min loses to what the smallest instance can hold: m5.large has 9 IPs per ENI.
-        ({"name": "WARM_IP_TARGET", "min": 20}, stats(0), 9, "capped at 9"),
+        # The policy's min loses to what the smallest instance can hold: m5.large has 27 pod IPs.
+        ({"name": "WARM_IP_TARGET", "min": 40}, stats(0), 27, "capped at 27"),
     ],
 )
 def test_policy_bounds(bounds: dict[str, Any], st: ChurnStats, expected: int, why: str) -> None:
@@ -155,9 +201,10 @@ def test_reasons_carry_the_numbers() -> None:
     rec = run(spec(), stats(7, 20))
     assert "8 IPs cover the p95 burst of 7 pod starts per node in 30s plus 1 headroom" in rec.reasons[IP]
     assert "20 pods" in rec.reasons[MIN]
-    rec = run(spec(manage=[ONE_IP, MIN]), stats(20, 10), cluster("m5.large", "t3.medium"))
+    rec = run(spec(manage=[ONE_IP, MIN]), stats(20, 10), cluster("m5.large", "t3.medium"), cni=OLD)
     assert "#1872" in rec.reasons[IP]
     assert "t3.medium" in rec.reasons[IP]
+    assert "VPC CNI v1.11.3" in rec.reasons[IP]
 
 
 # ----- safety -----
@@ -182,11 +229,18 @@ def test_warm_ip_zero_never_hands_control_back() -> None:
         # An unmanaged target already non-zero on the DaemonSet keeps aws-node starting.
         ([{"name": "WARM_PREFIX_TARGET", "min": 0}], {"WARM_IP_TARGET": "5"}, {PFX: 0}),
         ([{"name": "WARM_PREFIX_TARGET", "min": 0}], {"WARM_IP_TARGET": "0"}, {PFX: 1}),
+        # The entrypoint compares the text with "0": " 5" and "+5" count as zero, so PFX must be set.
+        ([{"name": "WARM_PREFIX_TARGET", "min": 0}], {"WARM_IP_TARGET": "+5"}, {PFX: 1}),
+        ([{"name": "WARM_PREFIX_TARGET", "min": 0}], {"MINIMUM_IP_TARGET": " 5"}, {PFX: 1}),
+        # ipamd parses the numbers: "00" and "abc" pass the entrypoint but are 0 for ipamd.
+        ([{"name": "WARM_PREFIX_TARGET", "min": 0}], {"WARM_IP_TARGET": "00"}, {PFX: 1}),
+        ([{"name": "WARM_PREFIX_TARGET", "min": 0}], {"WARM_IP_TARGET": "abc"}, {PFX: 1}),
+        ([{"name": "WARM_IP_TARGET", "min": 0}], {"WARM_PREFIX_TARGET": "0"}, {IP: 1}),
     ],
 )
 def test_prefix_mode_never_all_zero(manage: list[Any], env: dict[str, str], expected: dict[Variable, int]) -> None:
     policy = spec(mode="Prefix", manage=manage, churn={"headroomIPs": 0})
-    rec = run(policy, stats(0), env=env)
+    rec = run(policy, stats(0), env={**PD, **env})
     assert rec.values == expected
 
 
@@ -232,7 +286,7 @@ def test_nothing_to_plan(snapshot: ClusterSnapshot) -> None:
 
 
 def test_prefix_on_non_nitro_is_degraded() -> None:
-    rec = run(spec(mode="Prefix"), stats(3), cluster("m4.large"))
+    rec = run(spec(mode="Prefix"), stats(3), cluster("m4.large"), env=PD)
     degraded = rec.condition(ConditionType.DEGRADED)
     assert degraded is not None
     assert degraded.reason == "PrefixOnNonNitro"
@@ -315,49 +369,18 @@ def test_node_in_two_subnets_is_charged_to_both() -> None:
     assert [b.warm_ips_planned for b in rec.subnets] == [4, 4]
 
 
-# ----- the ipamd steady state the budget relies on (docs' worked examples) -----
-
-
-@pytest.mark.parametrize(
-    ("targets", "pods", "held"),
-    [
-        (Targets(warm_eni=1), 0, 3),
-        (Targets(warm_eni=1), 5, 9),
-        (Targets(warm_ip=1, minimum_ip=1), 5, 6),
-        (Targets(warm_ip=2, minimum_ip=5), 0, 5),
-        (Targets(warm_ip=2, minimum_ip=5), 5, 7),
-        (Targets(warm_eni=1), 9, 9),  # all 3 ENIs full: no more to hold
-    ],
-)
-def test_held_ips_secondary_t3_small(targets: Targets, pods: int, held: int) -> None:
-    assert held_ips(LIMITS["t3.small"], IpMode.SECONDARY, targets, pods) == held
-
-
-@pytest.mark.parametrize(("pods", "prefixes"), [(0, 1), (5, 2), (16, 2), (17, 3)])
-def test_held_ips_prefix_t3_small(pods: int, prefixes: int) -> None:
-    held = held_ips(LIMITS["t3.small"], IpMode.PREFIX, Targets(warm_eni=1, warm_prefix=1), pods)
-    assert held == prefixes * 16
-
-
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        ({}, Targets()),
-        ({"WARM_ENI_TARGET": "-1", "WARM_IP_TARGET": "x"}, Targets()),
-        ({"WARM_ENI_TARGET": "0", "WARM_IP_TARGET": " 3 ", "MINIMUM_IP_TARGET": "10"}, Targets(0, 3, 10, 0)),
-    ],
-)
-def test_targets_from_env(env: dict[str, str], expected: Targets) -> None:
-    assert targets_from_env(env) == expected
-
-
 @pytest.mark.parametrize(
     ("mode", "env", "expected"),
     [
         (Mode.AUTO, {}, IpMode.SECONDARY),
         (Mode.AUTO, {"ENABLE_PREFIX_DELEGATION": "True"}, IpMode.PREFIX),
-        (Mode.PREFIX, {}, IpMode.PREFIX),
-        (Mode.SECONDARY_IP, {"ENABLE_PREFIX_DELEGATION": "true"}, IpMode.SECONDARY),
+        (Mode.AUTO, {"ENABLE_PREFIX_DELEGATION": "1"}, IpMode.PREFIX),
+        (Mode.AUTO, {"ENABLE_PREFIX_DELEGATION": "t"}, IpMode.PREFIX),
+        (Mode.AUTO, {"ENABLE_PREFIX_DELEGATION": " true"}, IpMode.SECONDARY),
+        (Mode.AUTO, {"ENABLE_PREFIX_DELEGATION": "yes"}, IpMode.SECONDARY),
+        # A forced mode never overrides what ipamd runs (it is reported as ModeMismatch).
+        (Mode.PREFIX, {}, IpMode.SECONDARY),
+        (Mode.SECONDARY_IP, {"ENABLE_PREFIX_DELEGATION": "true"}, IpMode.PREFIX),
     ],
 )
 def test_effective_mode(mode: Mode, env: dict[str, str], expected: IpMode) -> None:
@@ -485,14 +508,19 @@ def test_without_pod_stops_the_typical_density_stays_the_minimum() -> None:
 
 
 def test_demand_beyond_the_cap_leaves_the_pool_to_whole_enis() -> None:
-    # t3.medium holds 5 IPs per ENI: WARM_IP_TARGET may not pass 5, yet the demand is 12. With both IP targets
-    # 0, WARM_ENI_TARGET=1 keeps at least 5 spare on t3.medium and 29 on m5.4xlarge.
+    # t3.medium holds 5 IPs per ENI: before the #1872 fix WARM_IP_TARGET may not pass 5, yet the demand is 12.
+    # With both IP targets 0, WARM_ENI_TARGET=1 keeps at least 5 spare on t3.medium and 29 on m5.4xlarge.
     snap = cluster("t3.medium", "m5.4xlarge")
-    rec = run(spec(manage=[IP, MIN]), demand_stats(burst=12, demand=12), snapshot=snap, env={"WARM_ENI_TARGET": "1"})
+    st = demand_stats(burst=12, demand=12)
+    rec = run(spec(manage=[IP, MIN]), st, snapshot=snap, env={"WARM_ENI_TARGET": "1"}, cni=None)
     assert rec.whole_enis
     assert rec.values == {IP: 0, MIN: 0}
     assert "#1872" in rec.reasons[IP]
     assert "WARM_ENI_TARGET=1" in rec.reasons[IP]
+    # From the fix on there is no such cap: WARM_IP_TARGET covers the demand.
+    rec = run(spec(manage=[IP, MIN]), st, snapshot=snap, env={"WARM_ENI_TARGET": "1"}, cni=NEW)
+    assert not rec.whole_enis
+    assert rec.values[IP] == 13
 
 
 @pytest.mark.parametrize(
@@ -502,12 +530,15 @@ def test_demand_beyond_the_cap_leaves_the_pool_to_whole_enis() -> None:
         (spec(manage=[{"name": "WARM_IP_TARGET", "max": 4}, MIN]), {}),  # the policy's own cap binds first
         (spec(manage=[IP, MIN]), {"WARM_ENI_TARGET": "0"}),  # no whole ENIs to fall back to
         (spec(manage=[IP]), {"MINIMUM_IP_TARGET": "10"}),  # a minimum set by someone else would freeze nodes
+        (spec(manage=[IP, MIN]), {"WARM_ENI_TARGET": "4"}),  # more ENIs than t3.medium has: not relied upon
+        (spec(manage=[IP, MIN]), {"WARM_ENI_TARGET": " 1"}),  # ignored by ipamd: not relied upon
+        (spec(manage=[IP, MIN]), {"ENABLE_PREFIX_DELEGATION": "1"}),  # prefix mode: never whole ENIs
     ],
-    ids=["min-1", "policy-max", "warm-eni-0", "foreign-minimum"],
+    ids=["min-1", "policy-max", "warm-eni-0", "foreign-minimum", "warm-eni-beyond", "warm-eni-ignored", "prefix"],
 )
 def test_no_whole_eni_fallback(policy: WarmPoolPolicySpec, env: dict[str, str]) -> None:
     snap = cluster("t3.medium", "m5.4xlarge")
-    rec = run(policy, demand_stats(burst=12, demand=12), snapshot=snap, env=env)
+    rec = run(policy, demand_stats(burst=12, demand=12), snapshot=snap, env=env, cni=None)
     assert not rec.whole_enis
     assert rec.values[IP] >= 1
 
@@ -515,7 +546,7 @@ def test_no_whole_eni_fallback(policy: WarmPoolPolicySpec, env: dict[str, str]) 
 def test_whole_eni_fallback_is_skipped_when_the_subnet_cannot_afford_it() -> None:
     snap = cluster("t3.medium", "m5.4xlarge")
     tight = {"subnet-a": SubnetInfo("subnet-a", "eu-west-1a", 40)}
-    rec = run(spec(manage=[IP, MIN]), demand_stats(burst=12, demand=12), snapshot=snap, subnets=tight)
+    rec = run(spec(manage=[IP, MIN]), demand_stats(burst=12, demand=12), snapshot=snap, subnets=tight, cni=None)
     assert not rec.whole_enis
     assert rec.values[IP] >= 1
 
@@ -523,9 +554,68 @@ def test_whole_eni_fallback_is_skipped_when_the_subnet_cannot_afford_it() -> Non
 def test_starving_at_the_cap_rescues_with_whole_enis() -> None:
     snap = cluster("t3.medium", "m5.4xlarge")
     env = {"WARM_ENI_TARGET": "1", "WARM_IP_TARGET": "5", "MINIMUM_IP_TARGET": "0"}
-    rec = run(spec(manage=[IP, MIN]), demand_stats(burst=12, demand=12), snapshot=snap, env=env)
+    rec = run(spec(manage=[IP, MIN]), demand_stats(burst=12, demand=12), snapshot=snap, env=env, cni=None)
     assert rec.rescue == {IP: 0, MIN: 0}
     assert "whole ENIs cover more" in rec.reasons[IP]
+
+
+# ----- the repros of issue 12: the mode ipamd runs, never an env it rejects -----
+
+
+def fifteen_pods_in_a_second() -> ChurnStats:
+    # 15 pods bound to one m5.large within a second: a burst of 15 starts, nothing learned before.
+    return demand_stats(burst=15, demand=15, pods_per_node=15)
+
+
+def written(env: Mapping[str, str], values: Mapping[Variable, int] | None) -> dict[str, str]:
+    return {**env, **{v.value: str(n) for v, n in (values or {}).items()}}
+
+
+@pytest.mark.parametrize("truth", ["1", "t", "T", "TRUE", "True", "true"])
+@pytest.mark.parametrize("cni", [None, OLD, NEW], ids=["unknown", "old", "new"])
+def test_prefix_delegation_as_go_reads_it_is_planned_as_prefix_mode(truth: str, cni: CniVersion | None) -> None:
+    env = {"ENABLE_PREFIX_DELEGATION": truth, "WARM_IP_TARGET": "3"}
+    rec = run(spec(), fifteen_pods_in_a_second(), cluster("m5.large", pods=15), env=env, cni=cni)
+    assert rec.mode is IpMode.PREFIX
+    assert not rec.whole_enis
+    assert rec.values[IP] >= 1
+    verdict = check_env(written(env, rec.values), [LIMITS["m5.large"]], cni)
+    assert verdict.safe, verdict.problems
+    assert verdict.mode is rec.mode
+    if rec.rescue is not None:
+        assert check_env(written(env, rec.rescue), [LIMITS["m5.large"]], cni).safe
+
+
+@pytest.mark.parametrize("falsy", [" true", "true ", "yes", "on", "", "0", "tRUE"])
+@pytest.mark.parametrize("cni", [None, OLD, NEW], ids=["unknown", "old", "new"])
+def test_anything_else_is_planned_as_secondary_ip_mode(falsy: str, cni: CniVersion | None) -> None:
+    env = {"ENABLE_PREFIX_DELEGATION": falsy, "WARM_IP_TARGET": "3"}
+    rec = run(spec(), fifteen_pods_in_a_second(), cluster("m5.large", pods=15), env=env, cni=cni)
+    assert rec.mode is IpMode.SECONDARY
+    verdict = check_env(written(env, rec.values), [LIMITS["m5.large"]], cni)
+    assert verdict.safe, verdict.problems
+    assert verdict.mode is rec.mode
+    if cni is not NEW:
+        assert rec.whole_enis or rec.values[IP] <= 9  # never 16 on an m5.large before the #1872 fix
+
+
+def test_a_forced_mode_ipamd_does_not_run_is_reported_not_planned() -> None:
+    rec = run(spec(mode="Prefix"), stats(20, 5), env={"ENABLE_PREFIX_DELEGATION": " true"}, cni=None)
+    assert rec.mode is IpMode.SECONDARY
+    assert rec.whole_enis or rec.values[IP] <= 9
+    degraded = rec.condition(ConditionType.DEGRADED)
+    assert degraded is not None
+    assert degraded.reason == "ModeMismatch"
+    assert "ENABLE_PREFIX_DELEGATION" in degraded.message
+
+
+def test_an_unsafe_env_the_policy_cannot_fix_is_reported() -> None:
+    # MINIMUM_IP_TARGET set by hand with no WARM_IP_TARGET, and a policy that manages only WARM_ENI_TARGET.
+    rec = run(spec(mode="SecondaryIP", manage=["WARM_ENI_TARGET"]), stats(3), env={"MINIMUM_IP_TARGET": "10"})
+    assert [p.kind for p in rec.safety] == [ProblemKind.FREEZE]
+    degraded = rec.condition(ConditionType.DEGRADED)
+    assert degraded is not None
+    assert "freezes" in degraded.message
 
 
 def test_a_rescue_raises_whatever_holds_fewer_spare_ips() -> None:

@@ -22,8 +22,9 @@ from warmpool.conditions import ConditionUpdate, merge_conditions
 from warmpool.controller.context import OperatorContext, PolicyState
 from warmpool.controller.inputs import build_snapshot, fetch_ec2, selected_nodes
 from warmpool.controller.status import applied_status, parse_timestamp, plan_status, timestamp
-from warmpool.ipamd.env import parse_env, unsafe_settings
+from warmpool.ipamd.env import parse_env
 from warmpool.ipamd.limits import InstanceLimits
+from warmpool.ipamd.safety import unsafe_settings
 from warmpool.planner import ChurnTracker, Decision, GuardReason, Recommendation, current_values, decide, plan
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]

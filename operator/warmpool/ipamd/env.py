@@ -1,4 +1,4 @@
-"""How ipamd reads its targets from the aws-node environment, and which settings warmpool must never write.
+"""How ipamd reads its targets and its mode from the aws-node environment.
 
 Parsing follows `getWarmENITarget`, `getWarmIPTarget`, `getMinimumIPTarget` and `getWarmPrefixTarget` in
 pkg/ipamd/ipamd.go: Go's `strconv.Atoi` (optional sign, decimal digits, nothing else; no spaces), and a
@@ -8,10 +8,11 @@ negative or unparsable value falls back to the default. Booleans follow `strconv
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
-from warmpool.ipamd.limits import InstanceLimits, IpMode
+from warmpool.ipamd.limits import IpMode
 
 WARM_ENI_TARGET = "WARM_ENI_TARGET"
 WARM_IP_TARGET = "WARM_IP_TARGET"
@@ -25,6 +26,13 @@ DEFAULT_WARM_PREFIX_TARGET = 0  # the code default; the shipped manifests set 1
 
 _ATOI = re.compile(r"[+-]?[0-9]+")
 _INT64_MAX = 2**63 - 1
+_NAME = TypeVar("_NAME", bound=str)  # an env name, or a str enum of them (api.v1alpha1.Variable)
+_FIELDS = {
+    WARM_ENI_TARGET: "warm_eni",
+    WARM_IP_TARGET: "warm_ip",
+    MINIMUM_IP_TARGET: "minimum_ip",
+    WARM_PREFIX_TARGET: "warm_prefix",
+}
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
@@ -42,6 +50,15 @@ class IpamdTargets:
     def ip_targets_defined(self) -> bool:
         """`warmIPTargetsDefined`: either IP target non-zero means they alone decide."""
         return self.warm_ip != 0 or self.minimum_ip != 0
+
+    def get(self, name: str) -> int:
+        """The value of one target by its env name."""
+        value: int = getattr(self, _FIELDS[name])
+        return value
+
+    def with_values(self, values: Mapping[_NAME, int]) -> IpamdTargets:
+        """These targets with some replaced, keyed by env name: what ipamd runs once they are written."""
+        return replace(self, **{_FIELDS[name]: value for name, value in values.items()})
 
     def as_env(self) -> dict[str, str]:
         return {
@@ -61,6 +78,7 @@ def go_atoi(text: str) -> int | None:
 
 
 def go_parse_bool(text: str) -> bool | None:
+    """`strconv.ParseBool`: exactly 1 t T TRUE true True / 0 f F FALSE false False; None for anything else."""
     if text in _TRUE:
         return True
     if text in _FALSE:
@@ -86,9 +104,20 @@ def parse_env(env: Mapping[str, str]) -> IpamdTargets:
     )
 
 
+def go_bool_env(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """`utils.GetBoolAsStringEnvVar`: unset or unparsable -> the default."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = go_parse_bool(raw)
+    return default if value is None else value
+
+
 def mode_from_env(env: Mapping[str, str]) -> IpMode:
-    """ENABLE_PREFIX_DELEGATION as `utils.GetBoolAsStringEnvVar` reads it (unparsable -> false)."""
-    return IpMode.PREFIX if go_parse_bool(env.get(ENABLE_PREFIX_DELEGATION, "")) else IpMode.SECONDARY
+    """The mode ipamd runs on a Nitro node: ENABLE_PREFIX_DELEGATION as `usePrefixDelegation` reads it ("1", "t",
+    "TRUE" are true; " true", "yes" and "" are not, and fall back to false). On other nodes ipamd falls back to
+    secondary IPs (`InstanceLimits.runs_mode`)."""
+    return IpMode.PREFIX if go_bool_env(env, ENABLE_PREFIX_DELEGATION, False) else IpMode.SECONDARY
 
 
 def parse_settings(text: str) -> dict[str, str]:
@@ -108,48 +137,24 @@ def parse_settings(text: str) -> dict[str, str]:
     return out
 
 
-def invalid_values(env: Mapping[str, str]) -> list[str]:
-    """Target entries ipamd would silently replace by its default: negative or not an integer."""
+def ignored_value(name: str, raw: str) -> str | None:
+    """Why ipamd would silently replace this target's value by its default (None when it reads the value)."""
+    value = go_atoi(raw)
+    default = DEFAULT_WARM_ENI_TARGET if name == WARM_ENI_TARGET else 0
+    if value is None:
+        if _ATOI.fullmatch(raw):
+            return f"{name}={raw} is beyond the 64-bit integer range: ipamd silently uses {default}"
+        return f"{name}={raw!r} is not an integer: ipamd silently uses {default}"
+    if value < 0:
+        return f"{name}={raw} is negative: ipamd silently uses {default}"
+    return None
+
+
+def invalid_values(env: Mapping[str, str], names: Iterable[str] = TARGET_NAMES) -> list[str]:
+    """Target entries ipamd would silently replace by its default: not an integer, beyond int64, negative."""
     problems = []
-    for name in TARGET_NAMES:
+    for name in names:
         raw = env.get(name)
-        if raw is None:
-            continue
-        value = go_atoi(raw)
-        if value is None:
-            problems.append(f"{name}={raw!r} is not an integer: ipamd silently uses its default")
-        elif value < 0:
-            problems.append(f"{name}={raw} is negative: ipamd silently uses its default")
-    return problems
-
-
-def unsafe_settings(
-    targets: IpamdTargets,
-    mode: IpMode,
-    smallest_limits: InstanceLimits | None,
-    *,
-    env: Mapping[str, str] | None = None,
-    allow_freeze: bool = False,
-) -> list[str]:
-    """Why these targets must not be written (empty when they are fine). See "Settings the operator must never
-    write" in reference/vpc-cni.md. `smallest_limits` is the instance type in scope with the fewest IPs per ENI;
-    `env`, when given, is also checked for raw values ipamd would ignore; `allow_freeze` permits a
-    MINIMUM_IP_TARGET without WARM_IP_TARGET when the policy asks for exactly that."""
-    problems = invalid_values(env) if env is not None else []
-    if targets.minimum_ip > 0 and targets.warm_ip == 0 and not allow_freeze:
-        problems.append(
-            f"MINIMUM_IP_TARGET={targets.minimum_ip} without WARM_IP_TARGET freezes nodes at the minimum: "
-            "every further pod waits for an EC2 call"
-        )
-    if mode is IpMode.PREFIX and targets.warm_prefix == 0 and not targets.ip_targets_defined:
-        problems.append(
-            "prefix mode with WARM_PREFIX_TARGET, WARM_IP_TARGET and MINIMUM_IP_TARGET all 0: aws-node does not start"
-        )
-    if smallest_limits is not None:
-        eni_ips = smallest_limits.ips_per_eni(mode)
-        if targets.warm_ip > eni_ips:
-            problems.append(
-                f"WARM_IP_TARGET={targets.warm_ip} is above one ENI's {eni_ips} IPs on "
-                f"{smallest_limits.instance_type}: new ENIs take minutes to become usable (VPC CNI issue #1872)"
-            )
+        if raw is not None and (why := ignored_value(name, raw)) is not None:
+            problems.append(why)
     return problems

@@ -48,5 +48,20 @@ class InstanceLimits:
         return pods
 
     def max_pod_ips(self, mode: IpMode) -> int:
-        """The most IPs ipamd will hold for pods on one node: it stops growing once total IPs >= max pods."""
+        """The IPs all ENIs of the node hold in this mode."""
         return self.max_enis * self.ips_per_eni(mode)
+
+    def pod_ip_cap(self, mode: IpMode) -> int:
+        """The most pod IPs a node of this type can use: all its ENIs' IPs, and no more than max pods minus the
+        host-network pods (ipamd stops growing once total IPs reach max pods)."""
+        return min(self.max_pod_ips(mode), self.max_pods(mode) - HOST_NETWORK_PODS)
+
+    @property
+    def supports_prefixes(self) -> bool:
+        """`IsPrefixDelegationSupported`: Nitro (bare metal is normalized to Nitro when limits are read)."""
+        return self.hypervisor == "nitro"
+
+    def runs_mode(self, requested: IpMode) -> IpMode:
+        """The mode ipamd runs on a node of this type: asked for prefixes on a non-Nitro instance, it falls back
+        to secondary IPs (`isConfigValid`)."""
+        return requested if requested is IpMode.SECONDARY or self.supports_prefixes else IpMode.SECONDARY

@@ -13,6 +13,7 @@ grow fills the oldest ENI with room; release and ENI removal start from the newe
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -232,94 +233,108 @@ class PoolShape:
     free_ips: int
 
 
-@lru_cache(maxsize=4096)
 def steady_state(limits: InstanceLimits, mode: IpMode, targets: IpamdTargets, pods: int) -> PoolShape:
     """The pool of a fresh node after `pods` pods started one by one, each once the pool had settled, and
     every grow, release and ENI removal ipamd would still make has been made (no timers, no cooldown).
     Pods beyond what the node can hold are not placed."""
-    size = cidr_size(mode)
-    # Each ENI is a list of per-cidr assigned counts; index 0 is the primary ENI.
-    enis: list[list[int]] = [[]]
-    cap = min(limits.max_pod_ips(mode), limits.max_pods(mode) - 2)
+    return _filling(limits, mode, targets).shape(pods)
 
-    def state() -> PoolState:
-        return PoolState(
-            tuple(
-                EniState(
-                    cidrs=len(e),
-                    assigned=sum(e),
-                    free_cidrs=sum(1 for a in e if a == 0),
-                    primary=i == 0,
-                )
-                for i, e in enumerate(enis)
-            )
+
+@lru_cache(maxsize=512)
+def _filling(limits: InstanceLimits, mode: IpMode, targets: IpamdTargets) -> _Filling:
+    return _Filling(limits, mode, targets)
+
+
+class _Filling:
+    """One node filling up pod by pod under fixed targets: each pod count's pool is the previous one plus one
+    pod, so the shapes are computed once, as far as they are asked for, and kept.
+
+    A pod takes the first IP with room, ENI by ENI and cidr by cidr, and pods only arrive here, so each ENI's
+    assigned IPs stay packed into its first cidrs: an ENI is fully described by its cidrs and assigned IPs,
+    and its wholly free cidrs are `cidrs - ceil(assigned / size)`."""
+
+    def __init__(self, limits: InstanceLimits, mode: IpMode, targets: IpamdTargets) -> None:
+        self.limits, self.mode, self.targets = limits, mode, targets
+        self.size = cidr_size(mode)
+        self.cap = limits.pod_ip_cap(mode)
+        self.enis: list[EniState] = [EniState(primary=True)]  # index 0 is the primary ENI, never removed
+        self._lock = threading.Lock()
+        self._settle()
+        self.shapes = [self._shape()]
+
+    def shape(self, pods: int) -> PoolShape:
+        pods = min(max(pods, 0), self.cap)
+        with self._lock:  # shared through the cache: one thread extends it at a time
+            while len(self.shapes) <= pods:
+                self._add_pod()
+                self.shapes.append(self._shape())
+        return self.shapes[pods]
+
+    def _eni(self, cidrs: int, assigned: int, primary: bool = False) -> EniState:
+        return EniState(
+            cidrs=cidrs, assigned=assigned, free_cidrs=cidrs - _div_ceil(assigned, self.size), primary=primary
         )
 
-    def place() -> bool:
-        for e in enis:
-            for j, a in enumerate(e):
-                if a < size:
-                    e[j] = a + 1
-                    return True
+    def _check(self) -> CheckResult:
+        return pool_check(self.limits, self.mode, self.targets, PoolState(tuple(self.enis)))
+
+    def _place(self) -> bool:
+        for i, e in enumerate(self.enis):
+            if e.assigned < e.cidrs * self.size:
+                self.enis[i] = self._eni(e.cidrs, e.assigned + 1, e.primary)
+                return True
         return False
 
-    def apply_grow(step: GrowStep) -> None:
+    def _grow(self, step: GrowStep) -> None:
         if step.eni is None:
-            enis.append([0] * step.cidrs)
+            self.enis.append(self._eni(step.cidrs, 0))
         else:
-            enis[step.eni].extend([0] * step.cidrs)
+            e = self.enis[step.eni]
+            self.enis[step.eni] = self._eni(e.cidrs + step.cidrs, e.assigned, e.primary)
 
-    def settle() -> None:
+    def _settle(self) -> None:
         # Each pass changes the pool. Settings where ipamd itself thrashes (WARM_ENI_TARGET=0 on a full pool:
         # attach an ENI, free it once it is a minute old, attach again; prefix mode with every target 0) make
         # the passes cycle: then stop on the grown side of the cycle, where the next pod finds its IP.
-        seen: set[tuple[tuple[int, ...], ...]] = set()
+        seen: set[tuple[EniState, ...]] = set()
         while True:
-            key = tuple(tuple(e) for e in enis)
-            if key in seen:
-                while (step := pool_check(limits, mode, targets, state()).grow) is not None:
-                    apply_grow(step)
+            state = PoolState(tuple(self.enis))
+            if state.enis in seen:
+                while (step := self._check().grow) is not None:
+                    self._grow(step)
                 return
-            seen.add(key)
-            s = state()
-            check = pool_check(limits, mode, targets, s)
+            seen.add(state.enis)
+            check = pool_check(self.limits, self.mode, self.targets, state)
             if check.grow is not None:
-                apply_grow(check.grow)
+                self._grow(check.grow)
                 continue
             if check.release:
                 for i, n in check.release:
-                    _drop_free(enis[i], n)
+                    e = self.enis[i]  # release_plan frees only wholly free cidrs: the packed tail
+                    self.enis[i] = self._eni(e.cidrs - n, e.assigned, e.primary)
                 continue
-            victim = deletable_eni(limits, mode, targets, s)
+            victim = deletable_eni(self.limits, self.mode, self.targets, state)
             if victim is None:
                 return
-            del enis[victim]
+            del self.enis[victim]
 
-    settle()
-    for _ in range(min(max(pods, 0), cap)):
-        while not place():
-            before = state().total_cidrs
-            settle()
-            if state().total_cidrs == before:  # the pool cannot grow: no room for this pod
+    def _add_pod(self) -> None:
+        while not self._place():
+            before = sum(e.cidrs for e in self.enis)
+            self._settle()
+            if sum(e.cidrs for e in self.enis) == before:  # the pool cannot grow: no room for this pod
                 break
-        settle()
-    s = state()
-    total = s.total_ips(mode)
-    return PoolShape(
-        enis=len(enis),
-        ips_held=total,
-        prefixes_held=s.total_cidrs if mode is IpMode.PREFIX else 0,
-        free_ips=total - s.assigned,
-    )
+        self._settle()
 
-
-def _drop_free(cidrs: list[int], n: int) -> None:
-    for j in range(len(cidrs) - 1, -1, -1):
-        if n == 0:
-            return
-        if cidrs[j] == 0:
-            del cidrs[j]
-            n -= 1
+    def _shape(self) -> PoolShape:
+        cidrs = sum(e.cidrs for e in self.enis)
+        total = cidrs * self.size
+        return PoolShape(
+            enis=len(self.enis),
+            ips_held=total,
+            prefixes_held=cidrs if self.mode is IpMode.PREFIX else 0,
+            free_ips=total - sum(e.assigned for e in self.enis),
+        )
 
 
 def with_age(state: PoolState, age: float) -> PoolState:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from warmpool.api.v1alpha1 import Rollout, Variable, parse_duration, summarize
+from warmpool.ipamd.env import go_atoi
 
 
 class GuardReason(StrEnum):
@@ -46,15 +47,14 @@ class Decision:
 
 
 def current_values(env: Mapping[str, str], managed: Iterable[Variable]) -> dict[Variable, int]:
-    """The managed variables as the DaemonSet sets them. Absent or invalid entries (ipamd would use its
-    default) are left out, so `decide` sees them as unset and writes them."""
+    """The managed variables as ipamd reads them from the DaemonSet (Go's `strconv.Atoi`: " 5", "1_0" or a value
+    beyond int64 are not numbers). Absent or invalid entries (ipamd would use its default) are left out, so
+    `decide` sees them as unset and writes them."""
     out: dict[Variable, int] = {}
     for v in managed:
-        try:
-            value = int(env.get(v.value, "").strip())
-        except ValueError:
-            continue
-        if value >= 0:
+        raw = env.get(v.value)
+        value = go_atoi(raw) if raw is not None else None
+        if value is not None and value >= 0:
             out[v] = value
     return out
 

@@ -27,8 +27,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from warmpool.api.v1alpha1 import ConditionType, Mode, Variable, WarmPoolPolicySpec, summarize
-from warmpool.ipamd.limits import HOST_NETWORK_PODS, IPS_PER_PREFIX, InstanceLimits, IpMode
-from warmpool.planner.budget import Targets, prefix_delegation_enabled, spare_ips, targets_from_env
+from warmpool.ipamd.entrypoint import prefix_targets_all_zero
+from warmpool.ipamd.env import IpamdTargets, mode_from_env, parse_env
+from warmpool.ipamd.limits import IPS_PER_PREFIX, InstanceLimits, IpMode
+from warmpool.ipamd.pool import steady_state
+from warmpool.ipamd.safety import SafetyProblem, check_env, merge_env
+from warmpool.ipamd.version import CniVersion, eni_request_uncapped
 from warmpool.planner.churn import ChurnStats
 from warmpool.planner.guards import beyond_dead_band
 from warmpool.snapshot import ClusterSnapshot, SubnetInfo
@@ -77,6 +81,9 @@ class Recommendation:
     # Both IP targets are 0 so that WARM_ENI_TARGET sizes the pool: no WARM_IP_TARGET within the instance cap
     # covers the demand (see `_whole_enis_cover_more`).
     whole_enis: bool = False
+    # What the last check (`warmpool.ipamd.safety.check_env`) finds in the env after writing `values`: never
+    # caused by the planned values; an entry the policy does not manage (reported as Degraded/UnsafeEnv).
+    safety: tuple[SafetyProblem, ...] = ()
 
     @property
     def starving(self) -> bool:
@@ -92,11 +99,20 @@ class Recommendation:
 
 
 def effective_mode(mode: Mode, current_env: Mapping[str, str]) -> IpMode:
-    if mode is Mode.PREFIX:
-        return IpMode.PREFIX
-    if mode is Mode.SECONDARY_IP:
-        return IpMode.SECONDARY
-    return IpMode.PREFIX if prefix_delegation_enabled(current_env) else IpMode.SECONDARY
+    """The mode to plan for: the one ipamd runs, read from ENABLE_PREFIX_DELEGATION as Go reads it. The policy's
+    mode does not change it (warmpool never writes ENABLE_PREFIX_DELEGATION): a forced mode that disagrees is
+    reported (`ModeMismatch`), and values planned for a mode ipamd does not run could stop or stall nodes."""
+    return mode_from_env(current_env)
+
+
+def _mode_mismatch(mode: Mode, running: IpMode) -> str | None:
+    wanted = {Mode.PREFIX: IpMode.PREFIX, Mode.SECONDARY_IP: IpMode.SECONDARY}.get(mode)
+    if wanted is None or wanted is running:
+        return None
+    return (
+        f"the policy asks for {_mode_name(wanted)} mode but ENABLE_PREFIX_DELEGATION makes ipamd run "
+        f"{_mode_name(running)} mode: planned for {_mode_name(running)} mode"
+    )
 
 
 def plan(
@@ -106,9 +122,15 @@ def plan(
     subnets: Mapping[str, SubnetInfo],
     current_env: Mapping[str, str],
     stats: ChurnStats,
+    cni_version: CniVersion | None = None,
 ) -> Recommendation:
+    """`cni_version`: the VPC CNI running (`warmpool.ipamd.version.cni_version_from_image`); unknown (None)
+    plans as for one older than the #1872 fix, which caps WARM_IP_TARGET at one ENI's IPs."""
     mode = effective_mode(spec.mode, current_env)
     degraded: list[tuple[str, str]] = []
+    mismatch = _mode_mismatch(spec.mode, mode)
+    if mismatch:
+        degraded.append(("ModeMismatch", mismatch))
     nodes = snapshot.nodes
     pods = snapshot.ip_pods
 
@@ -123,9 +145,14 @@ def plan(
         degraded.append(("LimitsUnknown", f"no network limits for instance types {', '.join(unknown)}"))
     known = [limits[t] for t in types if t in limits]
     if mode is IpMode.PREFIX:
-        non_nitro = [lim.instance_type for lim in known if lim.hypervisor != "nitro"]
+        non_nitro = [lim.instance_type for lim in known if not lim.supports_prefixes]
         if non_nitro:
-            degraded.append(("PrefixOnNonNitro", f"prefix delegation needs Nitro: {', '.join(non_nitro)}"))
+            degraded.append(
+                (
+                    "PrefixOnNonNitro",
+                    f"prefix delegation needs Nitro: ipamd runs secondary-IP mode on {', '.join(non_nitro)}",
+                )
+            )
 
     if not known:
         degraded.append(("NoNodes", "no selected node with known limits: nothing to plan"))
@@ -139,19 +166,29 @@ def plan(
             pods=pods,
         )
 
-    # The smallest instance type in scope bounds every value, since one value applies to every node.
-    smallest = min(known, key=lambda lim: (lim.ips_per_eni(mode), lim.max_pod_ips(mode), lim.instance_type))
-    eni_ips = smallest.ips_per_eni(mode)
-    pod_cap = min(min(lim.max_pod_ips(mode), lim.max_pods(mode) - HOST_NETWORK_PODS) for lim in known)
+    # The smallest instance type in scope bounds every value, since one value applies to every node; each type
+    # counts in the mode ipamd runs on it (secondary IPs on non-Nitro types, whatever the env asks).
+    smallest = min(
+        known,
+        key=lambda lim: (lim.ips_per_eni(lim.runs_mode(mode)), lim.pod_ip_cap(lim.runs_mode(mode)), lim.instance_type),
+    )
+    eni_ips = smallest.ips_per_eni(smallest.runs_mode(mode))
+    pod_cap = min(lim.pod_ip_cap(lim.runs_mode(mode)) for lim in known)
+    prefix_types = [lim for lim in known if lim.runs_mode(mode) is IpMode.PREFIX] or [smallest]
+    slots_cap = min(lim.slots_per_eni for lim in prefix_types)
+    enis_cap = min(lim.max_enis for lim in known)
 
-    current = targets_from_env(current_env)
-    warm_cap = min(eni_ips, pod_cap)
+    current = parse_env(current_env)
+    # VPC CNI #1872: before the fix a new ENI waits minutes for more than it holds (see ipamd/version.py).
+    uncapped = eni_request_uncapped(cni_version)
+    warm_cap = min(eni_ips, pod_cap) if uncapped else pod_cap
+    minimum_cap = min(2 * eni_ips, pod_cap) if uncapped else pod_cap
     # The minimum ipamd will hold on every node, as far as the policy and the limits let it be written: starts
     # on a node that needs no more IPs than that are served by the minimum, not by the warm target.
     minimum = current.minimum_ip
     minimum_why = ""
     if Variable.MINIMUM_IP_TARGET in managed:
-        minimum, minimum_why = _choose_minimum(spec, stats, mode, pod_cap, warm_cap, managed)
+        minimum, minimum_why = _choose_minimum(spec, stats, mode, minimum_cap, warm_cap, managed)
     if stats.demand_samples > 0:
         # Per pod start: the starts in the window plus the IPs still cooling then, which count as available
         # but cannot be handed out (IP_COOLDOWN_PERIOD; VPC CNI issues #1700, #2896).
@@ -186,17 +223,22 @@ def plan(
             f"{prefixes} prefixes of {IPS_PER_PREFIX} IPs hold {need} IPs covering {burst_text}",
         ),
     }
+    version_why = f"VPC CNI {cni_version}" if cni_version is not None else "a VPC CNI of unknown version"
     caps: dict[Variable, tuple[int, str]] = {
         Variable.WARM_IP_TARGET: (
             warm_cap,
-            f"one ENI's worth of IPs on {smallest.instance_type} (VPC CNI issue #1872)",
+            f"one ENI's worth of IPs on {smallest.instance_type} (VPC CNI issue #1872, {version_why})"
+            if warm_cap < pod_cap
+            else "the pod IPs the smallest instance type in scope can hold",
         ),
-        Variable.MINIMUM_IP_TARGET: (pod_cap, "the pod IPs the smallest instance type in scope can hold"),
-        Variable.WARM_ENI_TARGET: (smallest.max_enis, f"the ENIs of {smallest.instance_type}"),
-        Variable.WARM_PREFIX_TARGET: (
-            smallest.slots_per_eni,
-            f"one ENI's worth of prefixes on {smallest.instance_type}",
+        Variable.MINIMUM_IP_TARGET: (
+            minimum_cap,
+            f"two ENIs' worth of IPs on {smallest.instance_type} (VPC CNI issue #1872, {version_why})"
+            if minimum_cap < pod_cap
+            else "the pod IPs the smallest instance type in scope can hold",
         ),
+        Variable.WARM_ENI_TARGET: (enis_cap, "the ENIs of the smallest instance type in scope"),
+        Variable.WARM_PREFIX_TARGET: (slots_cap, "one ENI's worth of prefixes on the smallest instance type in scope"),
     }
 
     values: dict[Variable, int] = {}
@@ -221,11 +263,11 @@ def plan(
         reasons[v] = notes
         floors[v] = min(lo, cap)
 
-    _enforce_safety(mode, values, reasons, floors, current)
+    _enforce_safety(mode, values, reasons, floors, current, current_env)
 
     budgets, pressure = _fit_subnets(spec, snapshot, limits, subnets, mode, values, reasons, floors, current)
     whole_enis = False
-    if _whole_enis_cover_more(spec, mode, managed, current, need, warm_cap):
+    if warm_cap < pod_cap and _whole_enis_cover_more(spec, mode, managed, current, need, warm_cap):
         # Every WARM_IP_TARGET within the cap leaves demand uncovered. With both IP targets 0, ipamd keeps
         # WARM_ENI_TARGET whole ENIs spare: at least the cap's IPs on the smallest type, more on every larger
         # one, so it covers at least as much. Taken only if the subnets can afford it.
@@ -235,7 +277,11 @@ def plan(
         eni_budgets, eni_pressure = _fit_subnets(
             spec, snapshot, limits, subnets, mode, eni_values, eni_reasons, dict.fromkeys(eni_values, 0), current
         )
-        if eni_pressure is None:
+        # Whole ENIs hand the pool to WARM_ENI_TARGET as it stands on the DaemonSet: it must be a value ipamd
+        # reads and the instances can hold, as if written now.
+        relied_on = [*eni_values, *([Variable.WARM_ENI_TARGET] if Variable.WARM_ENI_TARGET in current_env else [])]
+        fallback_safe = check_env(merge_env(current_env, eni_values), known, cni_version, written=relied_on).safe
+        if eni_pressure is None and fallback_safe:
             spare = current.warm_eni * eni_ips
             eni_reasons[Variable.WARM_IP_TARGET] = [
                 f"0 (not set): no WARM_IP_TARGET within the cap of {warm_cap} ({caps[Variable.WARM_IP_TARGET][1]}) "
@@ -257,7 +303,7 @@ def plan(
         degraded.append(("SubnetsUnknown", "; ".join(parts) + ": their budget is not enforced"))
 
     whole_units = [v for v in (Variable.WARM_ENI_TARGET, Variable.WARM_PREFIX_TARGET) if v in values]
-    if whole_units and Variable.WARM_IP_TARGET not in values and current.with_values(values).ip_targets_set:
+    if whole_units and Variable.WARM_IP_TARGET not in values and current.with_values(values).ip_targets_defined:
         degraded.append(
             (
                 "Overridden",
@@ -267,7 +313,7 @@ def plan(
         )
 
     rescue = None
-    if current.ip_targets_set and stats.demand_samples > 0 and Variable.WARM_IP_TARGET in values:
+    if current.ip_targets_defined and stats.demand_samples > 0 and Variable.WARM_IP_TARGET in values:
         # The demand the targets in effect leave uncovered: their minimum serves some starts, their warm
         # target must hold the rest.
         demand_now = stats.demand_with_minimum(current.minimum_ip)
@@ -317,6 +363,14 @@ def plan(
                     f"cover less than the measured demand of {demand_now}: pods wait for IPs now, and {remedy}"
                 )
 
+    # The last check, as the step will make it: the whole env after this write. The stages above keep the
+    # values safe; what is left comes from entries the policy does not manage, and refuses the write.
+    verdict = check_env(merge_env(current_env, values), known, cni_version, written=list(values))
+    if rescue is not None and not check_env(merge_env(current_env, rescue), known, cni_version).safe:
+        rescue = None
+    if verdict.problems:
+        degraded.append(("UnsafeEnv", "the env after this write would be unsafe: " + "; ".join(verdict.messages())))
+
     return Recommendation(
         mode=mode,
         values=values,
@@ -329,6 +383,7 @@ def plan(
         smallest_instance_type=smallest.instance_type,
         rescue=rescue,
         whole_enis=whole_enis,
+        safety=verdict.problems,
     )
 
 
@@ -336,7 +391,7 @@ def _whole_enis_cover_more(
     spec: WarmPoolPolicySpec,
     mode: IpMode,
     managed: list[Variable],
-    current: Targets,
+    current: IpamdTargets,
     need: int,
     warm_cap: int,
 ) -> bool:
@@ -416,7 +471,7 @@ def _choose_minimum(
 RESCUE_SHARE = 0.01
 
 
-def _starving(stats: ChurnStats, current: Targets) -> bool:
+def _starving(stats: ChurnStats, current: IpamdTargets) -> bool:
     if not stats.demand_table:
         return True  # no pod stops seen: the pods at past starts are unknown, trust the quantile
     share = stats.uncovered_share(current.minimum_ip, current.warm_ip)
@@ -463,7 +518,8 @@ def _enforce_safety(
     values: dict[Variable, int],
     reasons: dict[Variable, list[str]],
     floors: dict[Variable, int],
-    current: Targets,
+    current: IpamdTargets,
+    current_env: Mapping[str, str],
 ) -> None:
     """Settings ipamd must never get; raises both the value and its floor so the budget step keeps them."""
 
@@ -485,12 +541,12 @@ def _enforce_safety(
             else "0 hands the pool back to WARM_ENI_TARGET / WARM_PREFIX_TARGET",
         )
     if mode is IpMode.PREFIX:
-        unmanaged_nonzero = any(
-            current.get(v) > 0
-            for v in (Variable.WARM_PREFIX_TARGET, Variable.WARM_IP_TARGET, Variable.MINIMUM_IP_TARGET)
-            if v not in values
-        )
-        if not unmanaged_nonzero:
+        # Whatever the budget step lowers the managed values to (their floors, at worst 0), the entries left
+        # as they are must keep one target non-zero both for the entrypoint (text compared with "0": " 5" and
+        # "+5" count as zero) and for ipamd (parsed: "00" and "abc" are 0).
+        zeroed = merge_env(current_env, dict.fromkeys(values, 0))
+        others = parse_env(zeroed)
+        if prefix_targets_all_zero(zeroed) or (others.warm_prefix == 0 and not others.ip_targets_defined):
             why = "aws-node does not start in prefix mode with every target 0"
             if Variable.WARM_PREFIX_TARGET in values:
                 raise_to_one(Variable.WARM_PREFIX_TARGET, why)
@@ -507,7 +563,7 @@ def _fit_subnets(
     values: dict[Variable, int],
     reasons: dict[Variable, list[str]],
     floors: dict[Variable, int],
-    current: Targets,
+    current: IpamdTargets,
 ) -> tuple[tuple[SubnetBudget, ...], list[str] | None]:
     """Lower values until every subnet's spare IPs fit its budget. Returns the budgets and, when any subnet
     was over, the pressure messages (None when all fit at the recommended values)."""
@@ -528,7 +584,8 @@ def _fit_subnets(
         out = dict.fromkeys(used, 0)
         for (itype, pods, sids), count in groups.items():
             # A node that may draw from several subnets is charged in full to each: the safe side.
-            spare = spare_ips(limits[itype], mode, targets, pods) * count
+            lim = limits[itype]
+            spare = steady_state(lim, lim.runs_mode(mode), targets, pods).free_ips * count
             for s in sids:
                 out[s] += spare
         return out

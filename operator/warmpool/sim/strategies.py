@@ -15,9 +15,10 @@ from warmpool.ipamd.env import (
     WARM_IP_TARGET,
     WARM_PREFIX_TARGET,
     parse_env,
-    unsafe_settings,
 )
 from warmpool.ipamd.limits import IPS_PER_PREFIX, InstanceLimits, IpMode
+from warmpool.ipamd.safety import unsafe_settings
+from warmpool.ipamd.version import MODELED_VERSION
 from warmpool.planner import ChurnTracker, current_values, decide, plan
 from warmpool.sim.engine import (
     ClosedLoopStrategy,
@@ -52,7 +53,7 @@ class PlannerStrategy(ClosedLoopStrategy):
         spec = self.spec
         self.tracker.observe(view.snapshot, complete_since=max(0.0, view.now - self.lookback))
         stats = self.tracker.stats(spec.churn.burst_quantile, view.now)
-        rec = plan(spec, view.snapshot, view.limits, view.subnets, view.env, stats)
+        rec = plan(spec, view.snapshot, view.limits, view.subnets, view.env, stats, cni_version=MODELED_VERSION)
         if not rec.values:
             return None
         decision = decide(
