@@ -25,8 +25,8 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from warmpool.ipamd.env import MINIMUM_IP_TARGET, WARM_ENI_TARGET, WARM_IP_TARGET, WARM_PREFIX_TARGET, parse_env
-from warmpool.ipamd.env import unsafe_settings as _unsafe_settings
 from warmpool.ipamd.limits import IPS_PER_PREFIX, IpMode
+from warmpool.ipamd.safety import unsafe_settings as _unsafe_settings
 from warmpool.sim.engine import (
     EngineConfig,
     PerNodeStaticStrategy,
