@@ -287,8 +287,14 @@ class DevCluster:
         self.kubectl("apply", "--server-side", "--field-manager=warmpool-dev", "-f", str(manifest))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # check=False: until the API server writes the first conditions, the filter has nothing to read.
             established = self.kubectl(
-                "get", "crd", name, "-o", 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
+                "get",
+                "crd",
+                name,
+                "-o",
+                'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+                check=False,
             ).stdout
             if established == "True":
                 return
