@@ -31,6 +31,8 @@ _KEPT_KEYS = {
     "pattern",
     "minItems",
     "maxItems",
+    "minProperties",
+    "maxProperties",
     "items",
     "properties",
     "required",

@@ -1,23 +1,29 @@
 """The WarmPoolPolicy API, version v1alpha1.
 
 These pydantic models are the single source of truth: the CRD (`warmpool crd`, `crds/warmpoolpolicies.yaml`)
-is generated from them, and the operator parses every policy through them. Every cross-field rule is written
-twice on purpose: as a CEL rule the API server enforces on admission (so a bad policy never lands) and as a
-pydantic validator (so the operator never acts on one that slipped in before the CRD was updated). The unit
-tests keep the two in step with one table of good and bad examples.
+is generated from them, and the operator and the simulator parse every policy through them. Every rule beyond
+the plain schema is a `Rule` (api/rules.py) that carries its CEL form, which the API server enforces on
+admission (so a bad policy never lands), and its Python form, which the models check (so the operator never
+acts on one that slipped in before the CRD was updated, and `warmpool simulate --policy` answers as the API
+server would). One table of good and bad policies (tests/policy_cases.py) holds both to the same verdicts.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
+
+from warmpool.api import formats
+from warmpool.api.formats import KubeFormat, parse_duration
+from warmpool.api.rules import Rule, duration_rules, durations_compare, enforce, field_rules, kube_format
+
+__all__ = ["parse_duration"]  # re-exported: callers read durations through the API module
 
 GROUP = "warmpool.io"
 VERSION = "v1alpha1"
@@ -27,42 +33,46 @@ PLURAL = "warmpoolpolicies"
 SINGULAR = "warmpoolpolicy"
 SHORT_NAMES = ["wpp"]
 
-# Go-style durations as accepted by Kubernetes' CEL `duration()` and by humans: 30s, 5m, 1h30m, 500ms.
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
 # The largest value any of the four targets can usefully take: max pods of the biggest instance types (737 in
 # secondary-IP mode, 250 recommended in prefix mode) rounded up. Above this a value can only be a typo.
 MAX_TARGET_VALUE = 1000
 
+# Sizes that bound both a request and the API server's CEL cost estimate (a rule over an unbounded list or
+# string is refused or expensive); generous next to any real selector.
+MAX_MATCH_LABELS = 64
+MAX_MATCH_EXPRESSIONS = 32
+MAX_SELECTOR_VALUES = 64
+DURATION_MAX_LENGTH = 32
 
-def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration string ("1h30m" -> 5400.0). Raises ValueError on anything else."""
-    if not re.fullmatch(DURATION_PATTERN, text):
-        raise ValueError(f"{text!r} is not a duration such as 30s, 5m or 1h30m")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-
-
-def _check_duration(value: str) -> str:
-    parse_duration(value)
-    return value
+# Status durations are written by the operator only, as Go writes them; a pattern is enough there.
+StatusDuration = Annotated[str, Field(pattern=formats.DURATION_SYNTAX, max_length=DURATION_MAX_LENGTH)]
 
 
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+def _duration(name: str, low: str, high: str, example: str) -> tuple[Any, ...]:
+    """Metadata of a spec duration: its syntax and range as rules with messages that say what to type (not a
+    pattern, whose message would be the raw regular expression)."""
+    return (Field(max_length=DURATION_MAX_LENGTH), *field_rules(*duration_rules(name, low, high, example)))
 
 
-def _duration_rule(fields: tuple[str, ...], comparison: str, message: str) -> JsonDict:
-    """A CEL rule comparing durations that stays silent when a field is malformed: the schema's pattern
-    already reports that, and CEL would only add a 'type conversion error'."""
-    guard = " && ".join(f"self.{f}.matches(r'{DURATION_PATTERN}')" for f in fields)
-    return {"rule": f"!({guard}) || ({comparison})", "message": message}
+def _add_rules(schema: JsonDict, cls: type[Any]) -> None:
+    rules: tuple[Rule, ...] = getattr(cls, "RULES", ())
+    if rules:
+        schema["x-kubernetes-validations"] = [r.as_cel() for r in rules]
 
 
 class _Model(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields are an error, as the API server prunes them."""
+    """camelCase on the wire, snake_case in Python; unknown fields are an error, as the API server prunes them.
+    `RULES` are whole-object rules: emitted as the schema's CEL rules and checked after the fields."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", json_schema_extra=_add_rules
+    )
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Any:
+        enforce(type(self).RULES, self)
+        return self
 
 
 class Variable(StrEnum):
@@ -80,32 +90,138 @@ class Mode(StrEnum):
     PREFIX = "Prefix"
 
 
+_LABEL_CHARS = "letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+
+NamespaceName = Annotated[
+    str,
+    Field(max_length=formats.DNS1123_LABEL_MAX),
+    *field_rules(
+        kube_format(
+            KubeFormat.DNS1123_LABEL,
+            "targetRef.namespace must be a namespace name: at most 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit (e.g. kube-system)",
+        )
+    ),
+]
+DaemonSetName = Annotated[
+    str,
+    Field(max_length=formats.DNS1123_SUBDOMAIN_MAX),
+    *field_rules(
+        kube_format(
+            KubeFormat.DNS1123_SUBDOMAIN,
+            "targetRef.name must be a DaemonSet name: at most 253 lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit (e.g. aws-node)",
+        )
+    ),
+]
+ContainerName = Annotated[
+    str,
+    Field(max_length=formats.DNS1123_LABEL_MAX),
+    *field_rules(
+        kube_format(
+            KubeFormat.DNS1123_LABEL,
+            "targetRef.container must be a container name: at most 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit (e.g. aws-node)",
+        )
+    ),
+]
+_LABEL_KEY_MESSAGE = (
+    f"label keys must be a name of at most 63 {_LABEL_CHARS}, optionally after a DNS subdomain prefix of at "
+    "most 253 characters and '/' (e.g. app or eks.amazonaws.com/nodegroup)"
+)
+LabelKey = Annotated[
+    str,
+    Field(max_length=formats.QUALIFIED_NAME_MAX),
+    *field_rules(kube_format(KubeFormat.QUALIFIED_NAME, _LABEL_KEY_MESSAGE)),
+]
+LabelValue = Annotated[
+    str,
+    Field(max_length=formats.LABEL_VALUE_MAX),
+    *field_rules(
+        kube_format(
+            KubeFormat.LABEL_VALUE,
+            f"label values must be empty or at most 63 {_LABEL_CHARS} (e.g. spot or web-1)",
+        )
+    ),
+]
+
+
+BurstWindow = Annotated[str, *_duration("burstWindow", "1s", "1h", "30s")]
+HalfLife = Annotated[str, *_duration("halfLife", "1s", "720h", "24h")]
+Cooldown = Annotated[str, *_duration("cooldown", "10s", "720h", "6h")]
+QuietPeriod = Annotated[str, *_duration("quietPeriod", "0s", "24h", "10m")]
+Interval = Annotated[str, *_duration("interval", "10s", "24h", "60s")]
+
+
 class TargetRef(_Model):
     """The DaemonSet and container whose env ipamd reads."""
 
-    namespace: str = Field("kube-system", min_length=1, max_length=63, description="Namespace of the DaemonSet.")
-    name: str = Field("aws-node", min_length=1, max_length=253, description="Name of the DaemonSet.")
-    container: str = Field("aws-node", min_length=1, max_length=63, description="Container running ipamd.")
+    namespace: NamespaceName = Field("kube-system", description="Namespace of the DaemonSet.")
+    name: DaemonSetName = Field("aws-node", description="Name of the DaemonSet.")
+    container: ContainerName = Field("aws-node", description="Container running ipamd.")
+
+
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
 
 
 class LabelSelectorRequirement(_Model):
-    key: str = Field(min_length=1, max_length=317)
-    operator: str = Field(json_schema_extra={"enum": ["In", "NotIn", "Exists", "DoesNotExist"]})
-    values: list[str] = Field(default_factory=list, max_length=64)
+    """One requirement of a label selector, paired with its values as Kubernetes pairs them."""
 
-    @field_validator("operator")
-    @classmethod
-    def _known_operator(cls, value: str) -> str:
-        if value not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise ValueError("operator must be one of In, NotIn, Exists, DoesNotExist")
-        return value
+    key: LabelKey = Field(description="The label key the requirement applies to.")
+    operator: SelectorOperator = Field(description="In, NotIn, Exists or DoesNotExist.")
+    values: list[LabelValue] = Field(
+        default_factory=list,
+        max_length=MAX_SELECTOR_VALUES,
+        description="Label values: at least one for In and NotIn, none for Exists and DoesNotExist.",
+    )
+
+    RULES = (
+        Rule(
+            "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+            lambda r: r.operator not in (SelectorOperator.IN, SelectorOperator.NOT_IN) or len(r.values) > 0,
+            "values must list at least one label value when operator is In or NotIn (e.g. values: [spot])",
+            ".values",
+            "FieldValueRequired",
+        ),
+        Rule(
+            "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+            lambda r: (
+                r.operator not in (SelectorOperator.EXISTS, SelectorOperator.DOES_NOT_EXIST) or len(r.values) == 0
+            ),
+            "values must be empty when operator is Exists or DoesNotExist (remove values, or use In)",
+            ".values",
+            "FieldValueForbidden",
+        ),
+    )
 
 
 class LabelSelector(_Model):
     """A Kubernetes label selector; empty selects every node."""
 
-    match_labels: dict[str, str] = Field(default_factory=dict)
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
+    match_labels: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        max_length=MAX_MATCH_LABELS,
+        description="Labels a node must have, key to value.",
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=MAX_MATCH_EXPRESSIONS, description="Requirements a node must meet."
+    )
+
+    # Map keys cannot carry their own schema in a CRD, so the key format is a rule on the map; the size test
+    # first keeps a huge key from reaching the format check.
+    RULES = (
+        Rule(
+            f"self.matchLabels.all(k, size(k) <= {formats.QUALIFIED_NAME_MAX} && "
+            "!format.qualifiedName().validate(k).hasValue())",
+            lambda s: all(formats.is_qualified_name(k) for k in s.match_labels),
+            "matchLabels: " + _LABEL_KEY_MESSAGE,
+            ".matchLabels",
+        ),
+    )
 
 
 class ManagedVariable(_Model):
@@ -120,22 +236,13 @@ class ManagedVariable(_Model):
         description="Highest value warmpool may write; unset means the instance limits decide.",
     )
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "!has(self.max) || self.min <= self.max",
-                    "message": "min must not be greater than max",
-                }
-            ]
-        }
+    RULES = (
+        Rule(
+            "!has(self.max) || self.min <= self.max",
+            lambda m: m.max is None or m.min <= m.max,
+            "min must not be greater than max: lower min or raise max (e.g. min: 2, max: 10)",
+        ),
     )
-
-    @model_validator(mode="after")
-    def _min_not_above_max(self) -> ManagedVariable:
-        if self.max is not None and self.min > self.max:
-            raise ValueError(f"{self.name}: min must not be greater than max")
-        return self
 
 
 def _default_manage() -> list[ManagedVariable]:
@@ -157,12 +264,13 @@ class Churn(_Model):
         description="Share of pod starts that must find a free IP without waiting, in (0, 1]; 0.999 lets one "
         "in a thousand wait for an EC2 call.",
     )
-    burst_window: Duration = Field(
+    burst_window: BurstWindow = Field(
         "30s",
-        description="Time a spare IP must cover: how long ipamd takes to refill the pool (EC2 call, new ENI).",
+        description="Time a spare IP must cover: how long ipamd takes to refill the pool (EC2 call, new ENI); "
+        "1s to 1h.",
     )
-    half_life: Duration = Field(
-        "24h", description="Half-life of the burst history: older behaviour fades with this period."
+    half_life: HalfLife = Field(
+        "24h", description="Half-life of the burst history: older behaviour fades with this period; 1s to 720h."
     )
     headroom_ips: int = Field(
         1, ge=0, le=100, alias="headroomIPs", description="Spare IPs added on top of the covered burst."
@@ -171,41 +279,21 @@ class Churn(_Model):
         0.0, ge=0, le=1, description="Share of the covered burst added on top of it (0.2 = 20% more)."
     )
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _duration_rule(
-                    ("burstWindow",),
-                    "duration(self.burstWindow) >= duration('1s')",
-                    "burstWindow must be at least 1s",
-                ),
-                _duration_rule(
-                    ("burstWindow", "halfLife"),
-                    "duration(self.halfLife) > duration(self.burstWindow)",
-                    "halfLife must be longer than burstWindow",
-                ),
-            ]
-        }
+    RULES = (
+        durations_compare(
+            {"burstWindow": "burst_window", "halfLife": "half_life"},
+            "duration(self.halfLife) > duration(self.burstWindow)",
+            lambda window, half_life: half_life > window,
+            "halfLife must be longer than burstWindow (e.g. burstWindow: 30s, halfLife: 24h)",
+            ".halfLife",
+        ),
     )
-
-    @field_validator("burst_window", "half_life")
-    @classmethod
-    def _durations(cls, value: str) -> str:
-        return _check_duration(value)
-
-    @model_validator(mode="after")
-    def _windows(self) -> Churn:
-        if parse_duration(self.burst_window) < 1:
-            raise ValueError("burstWindow must be at least 1s")
-        if parse_duration(self.half_life) <= parse_duration(self.burst_window):
-            raise ValueError("halfLife must be longer than burstWindow")
-        return self
 
 
 class Rollout(_Model):
     """Guards on changing the DaemonSet: every change restarts aws-node on every node."""
 
-    cooldown: Duration = Field("6h", description="Minimum time between two changes of the DaemonSet env.")
+    cooldown: Cooldown = Field("6h", description="Minimum time between two changes of the DaemonSet env; 10s to 720h.")
     dead_band: int = Field(
         2, ge=0, le=100, description="Smallest change of a value (in IPs or prefixes) worth a rollout."
     )
@@ -215,10 +303,10 @@ class Rollout(_Model):
         le=1,
         description="Smallest relative change worth a rollout (0.2 = 20% of the current value).",
     )
-    quiet_period: Duration = Field(
-        "10m", description="Churn must have stayed low this long before a change is applied."
+    quiet_period: QuietPeriod = Field(
+        "10m", description="Churn must have stayed low this long before a change is applied; 0s to 24h."
     )
-    interval: Duration = Field("60s", description="How often the policy is re-planned.")
+    interval: Interval = Field("60s", description="How often the policy is re-planned; 10s to 24h.")
     allow_foreign_owner: bool = Field(
         False,
         description=(
@@ -227,75 +315,84 @@ class Rollout(_Model):
         ),
     )
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _duration_rule(
-                    ("interval",),
-                    "duration(self.interval) >= duration('10s')",
-                    "interval must be at least 10s",
-                ),
-                _duration_rule(
-                    ("interval", "cooldown"),
-                    "duration(self.cooldown) >= duration(self.interval)",
-                    "cooldown must not be shorter than interval",
-                ),
-            ]
-        }
+    RULES = (
+        durations_compare(
+            {"interval": "interval", "cooldown": "cooldown"},
+            "duration(self.cooldown) >= duration(self.interval)",
+            lambda interval, cooldown: cooldown >= interval,
+            "cooldown must not be shorter than interval (e.g. interval: 60s, cooldown: 6h)",
+            ".cooldown",
+        ),
     )
 
-    @field_validator("cooldown", "quiet_period", "interval")
-    @classmethod
-    def _durations(cls, value: str) -> str:
-        return _check_duration(value)
 
-    @model_validator(mode="after")
-    def _intervals(self) -> Rollout:
-        if parse_duration(self.interval) < 10:
-            raise ValueError("interval must be at least 10s")
-        if parse_duration(self.cooldown) < parse_duration(self.interval):
-            raise ValueError("cooldown must not be shorter than interval")
-        return self
+def _manages(var: Variable) -> str:
+    return f"self.manage.exists(m, m.name == '{var.value}')"
 
 
-# Cross-field rules on the spec, shared by the CEL schema and the pydantic validator below.
-_SPEC_RULES: list[tuple[str, str]] = [
-    (
-        "!(self.manage.exists(m, m.name == 'WARM_ENI_TARGET') && self.manage.exists(m, m.name == 'WARM_IP_TARGET'))",
+def _managed(spec: WarmPoolPolicySpec) -> set[Variable]:
+    return {m.name for m in spec.manage}
+
+
+def _minimum_can_exceed_warm_ip(spec: WarmPoolPolicySpec) -> bool:
+    """WARM_IP_TARGET pinned to 0 by its max while MINIMUM_IP_TARGET may go above 0: the freeze again."""
+    warm, minimum = spec.bounds(Variable.WARM_IP_TARGET), spec.bounds(Variable.MINIMUM_IP_TARGET)
+    return warm is not None and warm.max == 0 and minimum is not None and minimum.max != 0
+
+
+_ENI, _IP, _MIN, _PREFIX = (
+    Variable.WARM_ENI_TARGET,
+    Variable.WARM_IP_TARGET,
+    Variable.MINIMUM_IP_TARGET,
+    Variable.WARM_PREFIX_TARGET,
+)
+
+# Cross-field rules on the spec: each as CEL for the API server and as Python for the operator.
+SPEC_RULES: tuple[Rule, ...] = (
+    Rule(
+        f"!({_manages(_ENI)} && {_manages(_IP)})",
+        lambda s: not {_ENI, _IP} <= _managed(s),
         "WARM_ENI_TARGET and WARM_IP_TARGET cannot both be managed: ipamd ignores WARM_ENI_TARGET "
-        "when WARM_IP_TARGET is set",
+        "when WARM_IP_TARGET is set; manage one of them",
+        ".manage",
     ),
-    (
-        "!(self.manage.exists(m, m.name == 'WARM_PREFIX_TARGET') && self.manage.exists(m, m.name == 'WARM_IP_TARGET'))",
+    Rule(
+        f"!({_manages(_PREFIX)} && {_manages(_IP)})",
+        lambda s: not {_PREFIX, _IP} <= _managed(s),
         "WARM_PREFIX_TARGET and WARM_IP_TARGET cannot both be managed: ipamd ignores WARM_PREFIX_TARGET "
-        "when WARM_IP_TARGET is set",
+        "when WARM_IP_TARGET is set; manage one of them",
+        ".manage",
     ),
-    (
-        "!(self.mode == 'Prefix' && self.manage.exists(m, m.name == 'WARM_ENI_TARGET'))",
+    Rule(
+        f"!(self.mode == 'Prefix' && {_manages(_ENI)})",
+        lambda s: not (s.mode == Mode.PREFIX and _ENI in _managed(s)),
         "WARM_ENI_TARGET is not used in Prefix mode; manage WARM_PREFIX_TARGET or WARM_IP_TARGET instead",
+        ".manage",
     ),
-    (
-        "!(self.mode == 'SecondaryIP' && self.manage.exists(m, m.name == 'WARM_PREFIX_TARGET'))",
-        "WARM_PREFIX_TARGET is only used in Prefix mode",
+    Rule(
+        f"!(self.mode == 'SecondaryIP' && {_manages(_PREFIX)})",
+        lambda s: not (s.mode == Mode.SECONDARY_IP and _PREFIX in _managed(s)),
+        "WARM_PREFIX_TARGET is only used in Prefix mode; set mode: Prefix or Auto, or manage WARM_ENI_TARGET "
+        "or WARM_IP_TARGET instead",
+        ".manage",
     ),
-    (
-        "!self.manage.exists(m, m.name == 'MINIMUM_IP_TARGET') || self.manage.exists(m, m.name == 'WARM_IP_TARGET')",
+    Rule(
+        f"!{_manages(_MIN)} || {_manages(_IP)}",
+        lambda s: _MIN not in _managed(s) or _IP in _managed(s),
         "MINIMUM_IP_TARGET needs WARM_IP_TARGET managed too: alone it freezes nodes at the minimum and every "
-        "further pod waits for an EC2 call",
+        "further pod waits for an EC2 call; add {name: WARM_IP_TARGET} to manage",
+        ".manage",
     ),
-]
-
-
-def _spec_rule_violations(spec: WarmPoolPolicySpec) -> list[str]:
-    managed = {m.name for m in spec.manage}
-    checks = [
-        not {Variable.WARM_ENI_TARGET, Variable.WARM_IP_TARGET} <= managed,
-        not {Variable.WARM_PREFIX_TARGET, Variable.WARM_IP_TARGET} <= managed,
-        not (spec.mode == Mode.PREFIX and Variable.WARM_ENI_TARGET in managed),
-        not (spec.mode == Mode.SECONDARY_IP and Variable.WARM_PREFIX_TARGET in managed),
-        Variable.MINIMUM_IP_TARGET not in managed or Variable.WARM_IP_TARGET in managed,
-    ]
-    return [message for ok, (_, message) in zip(checks, _SPEC_RULES, strict=True) if not ok]
+    Rule(
+        "!self.manage.exists(w, w.name == 'WARM_IP_TARGET' && has(w.max) && w.max == 0) || "
+        "!self.manage.exists(m, m.name == 'MINIMUM_IP_TARGET' && (!has(m.max) || m.max > 0))",
+        lambda s: not _minimum_can_exceed_warm_ip(s),
+        "WARM_IP_TARGET max: 0 with a MINIMUM_IP_TARGET that may be above 0 freezes nodes at the minimum "
+        "(every further pod waits for an EC2 call): give WARM_IP_TARGET a max of at least 1, or MINIMUM_IP_TARGET "
+        "max: 0",
+        ".manage",
+    ),
+)
 
 
 class WarmPoolPolicySpec(_Model):
@@ -327,25 +424,19 @@ class WarmPoolPolicySpec(_Model):
     dry_run: bool = Field(False, description="Recommend only: write status, never the DaemonSet.")
     paused: bool = Field(False, description="Stop planning and applying; status keeps the last values.")
 
-    model_config = ConfigDict(
-        json_schema_extra={"x-kubernetes-validations": [{"rule": rule, "message": msg} for rule, msg in _SPEC_RULES]}
-    )
+    RULES = SPEC_RULES
 
-    @field_validator("manage")
+    @model_validator(mode="before")
     @classmethod
-    def _each_variable_once(cls, value: list[ManagedVariable]) -> list[ManagedVariable]:
-        names = [m.name for m in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"each variable may be managed once; repeated: {', '.join(duplicates)}")
-        return value
-
-    @model_validator(mode="after")
-    def _cross_field(self) -> WarmPoolPolicySpec:
-        violations = _spec_rule_violations(self)
-        if violations:
-            raise ValueError("; ".join(violations))
-        return self
+    def _each_variable_once(cls, data: Any) -> Any:
+        # Before the rules: with a variable listed twice, the cross-field messages would mislead.
+        manage = data.get("manage") if isinstance(data, dict) else None
+        if isinstance(manage, list):
+            names = [m.get("name") if isinstance(m, dict) else getattr(m, "name", None) for m in manage]
+            repeated = sorted({str(n) for n in names if n is not None and names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"each variable may be listed once in manage; repeated: {', '.join(repeated)}")
+        return data
 
     def bounds(self, variable: Variable) -> ManagedVariable | None:
         return next((m for m in self.manage if m.name == variable), None)
@@ -403,7 +494,7 @@ class TargetValues(_Model):
 
 
 class BurstStatistics(_Model):
-    window: Duration | None = None
+    window: StatusDuration | None = None
     quantile: float | None = Field(None, ge=0, le=1)
     covered: float | None = Field(None, ge=0, description="Pod starts per node per window at the quantile.")
     max: int | None = Field(None, ge=0, description="Largest burst seen on one node in one window.")
