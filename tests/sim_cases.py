@@ -270,9 +270,16 @@ BAD_POLICIES: dict[str, BadFile] = {
     ),
     "the freeze by bounds": BadFile(
         POLICY_HEAD + b"spec:\n  manage:\n  - {name: WARM_IP_TARGET, max: 0}\n  - {name: MINIMUM_IP_TARGET, min: 10}\n",
-        "policy.yaml:6: spec: WARM_IP_TARGET max: 0 with a MINIMUM_IP_TARGET that may be above 0 freezes nodes at "
-        "the minimum (every further pod waits for an EC2 call): give WARM_IP_TARGET a max of at least 1, or "
-        "MINIMUM_IP_TARGET max: 0",
+        "policy.yaml:7: spec.manage: WARM_IP_TARGET max: 0 with a MINIMUM_IP_TARGET that may be above 0 freezes "
+        "nodes at the minimum (every further pod waits for an EC2 call): give WARM_IP_TARGET a max of at least 1, "
+        "or MINIMUM_IP_TARGET max: 0",
+    ),
+    "two cross-field rules broken": BadFile(
+        POLICY_HEAD + b"spec:\n  mode: Prefix\n  manage:\n  - name: WARM_ENI_TARGET\n  - name: MINIMUM_IP_TARGET\n",
+        "policy.yaml:8: spec.manage: WARM_ENI_TARGET is not used in Prefix mode; manage WARM_PREFIX_TARGET or "
+        "WARM_IP_TARGET instead; spec.manage: MINIMUM_IP_TARGET needs WARM_IP_TARGET managed too: alone it "
+        "freezes nodes at the minimum and every further pod waits for an EC2 call; add {name: WARM_IP_TARGET} to "
+        "manage",
     ),
     "a duration beyond Go's range": BadFile(
         POLICY_HEAD + b"spec:\n  rollout:\n    cooldown: 99999999999h\n",

@@ -4,6 +4,7 @@ every case of tests/sim_cases.py; and good input still runs."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,10 @@ def test_a_policy_file_is_checked_by_the_api_models(case: str) -> None:
         assert error.value.reason.startswith("larger than")
     else:
         assert bad.model_message in error.value.reason
+        # Reported at the field the API server names (map keys and list items may be one level finer there).
+        path = re.sub(r"\[([^\]0-9][^\]]*)\]", r".\1", bad.path)
+        parent = re.escape(re.sub(r"\[[0-9]+\]$", "", path))
+        assert re.search("(^|; )" + parent + r"[.\[:]", error.value.reason), error.value.reason
 
 
 def test_good_trace_policy_and_statics_run() -> None:

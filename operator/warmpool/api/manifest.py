@@ -12,6 +12,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from warmpool.api.rules import FIELD_PATHS
 from warmpool.api.v1alpha1 import API_VERSION, KIND, WarmPoolPolicySpec
 
 MAX_POLICY_BYTES = 1 << 20  # the API server takes at most ~1.5 MB per object; a policy is a few hundred bytes
@@ -119,9 +120,14 @@ def _spec_errors(root: yaml.Node, spec_node: yaml.Node | None, exc: pydantic.Val
     found: list[tuple[int, str]] = []
     for error in exc.errors(include_url=False):
         path = tuple(p for p in error["loc"] if p != "[key]")
-        line = _line_of(spec_node, path) if spec_node is not None else _line(root)
-        where = ".".join(["spec", *(f"[{p}]" if isinstance(p, int) else str(p) for p in path)]).replace(".[", "[")
-        found.append((line, f"{where}: {_message(error)}"))
+        message = _message(error)
+        # A whole-object rule that names its field (fieldPath) is reported there, as the API server does.
+        named = [(m, p) for m, p in FIELD_PATHS.items() if error["type"] == "value_error" and m in message]
+        for text, field_path in named or [(message, "")]:
+            at = path + tuple(part for part in field_path.split(".") if part)
+            line = _line_of(spec_node, at) if spec_node is not None else _line(root)
+            where = ".".join(["spec", *(f"[{p}]" if isinstance(p, int) else str(p) for p in at)]).replace(".[", "[")
+            found.append((line, f"{where}: {text}"))
     found.sort(key=lambda item: item[0])
     first = found[0][0]
     parts = [text if line == first else f"{text} (line {line})" for line, text in found]

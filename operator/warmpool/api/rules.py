@@ -41,6 +41,15 @@ class Rule:
             out["reason"] = self.reason
         return out
 
+    def __post_init__(self) -> None:
+        if self.field_path:
+            FIELD_PATHS[self.message] = self.field_path
+
+
+# message -> fieldPath of every whole-object rule that names one: a pydantic error can only point at the object,
+# so readers that report locations (api/manifest.py) move it to the field the API server would name.
+FIELD_PATHS: dict[str, str] = {}
+
 
 def violations(rules: tuple[Rule, ...], value: Any) -> list[str]:
     return [r.message for r in rules if not r.check(value)]

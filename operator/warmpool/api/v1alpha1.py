@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -426,17 +426,15 @@ class WarmPoolPolicySpec(_Model):
 
     RULES = SPEC_RULES
 
-    @model_validator(mode="before")
+    @field_validator("manage")
     @classmethod
-    def _each_variable_once(cls, data: Any) -> Any:
-        # Before the rules: with a variable listed twice, the cross-field messages would mislead.
-        manage = data.get("manage") if isinstance(data, dict) else None
-        if isinstance(manage, list):
-            names = [m.get("name") if isinstance(m, dict) else getattr(m, "name", None) for m in manage]
-            repeated = sorted({str(n) for n in names if n is not None and names.count(n) > 1})
-            if repeated:
-                raise ValueError(f"each variable may be listed once in manage; repeated: {', '.join(repeated)}")
-        return data
+    def _each_variable_once(cls, value: list[ManagedVariable]) -> list[ManagedVariable]:
+        # A field error also keeps the cross-field rules from running on a list they would misread.
+        names = [m.name for m in value]
+        repeated = sorted({n.value for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"each variable may be listed once in manage; repeated: {', '.join(repeated)}")
+        return value
 
     def bounds(self, variable: Variable) -> ManagedVariable | None:
         return next((m for m in self.manage if m.name == variable), None)
