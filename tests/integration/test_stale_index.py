@@ -1,5 +1,6 @@
-"""Objects deleted while the operator's watch was away (resumed with HTTP 410 and a relist, which sends no
-DELETED events) must not linger in what the policy reports."""
+"""Objects deleted while the operator's watch was away must not linger in what the policy reports: the API
+server that comes back cannot resume the watch (410 Gone), and the relist that follows replaces the whole set
+(a relist sends no DELETED events)."""
 
 from __future__ import annotations
 
@@ -66,5 +67,8 @@ def test_pods_deleted_behind_the_watch_do_not_linger(
         timeout=120,
     )
     assert status["nodes"] == 1
+    log = run_operator.log.read_text()
+    assert "/api/v1/pods: resourceVersion" in log  # the 410 that forced the relist
+    assert "relisting" in log
     assert run_operator.proc is not None
     assert run_operator.proc.poll() is None

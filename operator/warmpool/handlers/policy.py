@@ -39,9 +39,11 @@ async def plan_policy(
 ) -> None:
     ctx: OperatorContext = memo.ctx
     cluster = ctx.cluster
-    if not cluster.synced:  # a plan over a partly listed cluster would be wrong; the first list is under way
-        logger.debug("waiting for the first list of nodes and pods")
-        return
+    if not cluster.synced:
+        # A plan over a partly listed cluster would be wrong: wait for the first lists (in this tick, so the first
+        # status follows them at once rather than on the next tick).
+        logger.info("waiting for the first list of nodes and pods")
+        await cluster.wait_synced()
     now = time.time()
     metrics.INDEX_SIZE.labels("nodes").set(len(cluster.nodes))
     metrics.INDEX_SIZE.labels("pods").set(len(cluster.pods))

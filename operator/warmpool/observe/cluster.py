@@ -81,6 +81,10 @@ class ClusterView:
         """Both collections listed once: before that, a plan would see a partial cluster."""
         return self.node_watch.synced.is_set() and self.pod_watch.synced.is_set()
 
+    async def wait_synced(self) -> None:
+        await self.node_watch.synced.wait()
+        await self.pod_watch.synced.wait()
+
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self.node_watch.run(), name="warmpool-watch-nodes"),

@@ -20,8 +20,16 @@ from typing import Any, Protocol
 
 import aiohttp
 from kubernetes import client
+from prometheus_client import Counter
 
 log = logging.getLogger("warmpool.observe")
+
+WATCH_EVENTS = Counter("warmpool_watch_events_total", "Watch events applied to the stores.", ["collection"])
+LISTS = Counter("warmpool_lists_total", "Complete lists (the first one, then relists).", ["collection"])
+RELISTS = Counter("warmpool_relists_total", "Relists forced by 410 Gone.", ["collection"])
+WATCH_ERRORS = Counter(
+    "warmpool_watch_errors_total", "Failed lists or watches, retried after a backoff.", ["collection"]
+)
 
 
 class Sink(Protocol):
@@ -159,6 +167,7 @@ class ListWatch:
         self.max_backoff = max_backoff
         self.stats = WatchStats()
         self.synced = asyncio.Event()
+        self._events_total = WATCH_EVENTS.labels(path)
 
     async def run(self) -> None:
         """Forever: list, watch, resume or relist. Cancel to stop."""
@@ -179,11 +188,13 @@ class ListWatch:
                 log.info("%s: resourceVersion %s is gone (%s); relisting", self.path, rv, error)
                 if rv is not None:
                     self.stats.relists += 1
+                    RELISTS.labels(self.path).inc()
                 rv = None
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # network, API server restart, bad gateway: back off and resume
                 self.stats.errors += 1
+                WATCH_ERRORS.labels(self.path).inc()
                 self.stats.last_error = f"{type(error).__name__}: {error}"
                 log.warning("%s: watch failed (%s); retrying in %.1fs", self.path, self.stats.last_error, backoff)
                 await self.http.reset()
@@ -218,6 +229,7 @@ class ListWatch:
             raise
         self.sink.end_relist()
         self.stats.lists += 1
+        LISTS.labels(self.path).inc()
         rv = str(meta.get("resourceVersion") or "")
         self.stats.resource_version = rv
         if self.stats.synced_at is None:
@@ -237,7 +249,7 @@ class ListWatch:
         }
         response = await self.http.get(self.path, params, read_timeout=self.watch_seconds * 1.2 + 60)
         self.stats.watches += 1
-        sink, stats = self.sink, self.stats
+        sink, stats, events_total = self.sink, self.stats, self._events_total
         try:
             async for line in lines(response):
                 if not line.strip():
@@ -256,6 +268,7 @@ class ListWatch:
                 else:
                     sink.on_event(str(kind), body, time.time())
                     stats.events += 1
+                    events_total.inc()
                 if new_rv:
                     rv = str(new_rv)
                     stats.resource_version = rv
