@@ -35,6 +35,7 @@ from warmpool.observe.listwatch import KubeHttp, ListWatch
 from warmpool.observe.podstore import PodStore, reduce_pod
 
 SERVER = r"""
+import asyncio
 import ssl
 import sys
 from aiohttp import web
@@ -45,8 +46,12 @@ async def pods(request):
     if request.query.get("watch"):
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
-        for line in stream.splitlines(keepends=True):  # one write an event, as the API server flushes them
+        pace = float(sys.argv[5])  # events a second; 0: as fast as the reader takes them
+        started = asyncio.get_running_loop().time()
+        for i, line in enumerate(stream.splitlines(keepends=True)):  # one write an event, as the API server does
             await response.write(line)
+            if pace:
+                await asyncio.sleep(max(0.0, started + (i + 1) / pace - asyncio.get_running_loop().time()))
         await response.write_eof()
         return response
     return web.json_response({"kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": None})
@@ -129,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--nodes", type=int, default=5000)
+    parser.add_argument("--trickle", type=float, default=200.0, help="events a second of the paced run")
     args = parser.parse_args()
     one, five, fifteen = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load {one:.1f} {five:.1f} {fifteen:.1f}")
@@ -145,7 +151,6 @@ def main() -> None:
         script.write_text(SERVER)
         from warmpool_dev.devcluster.cluster import free_port
 
-        port = free_port()
         cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
         subprocess.run(
             [
@@ -155,25 +160,36 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        server = subprocess.Popen([sys.executable, str(script), str(stream_file), str(port), str(cert), str(key)])
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    context = ssl.create_default_context(cafile=str(cert))
-                    urllib.request.urlopen(f"https://127.0.0.1:{port}/api/v1/pods", timeout=1, context=context).read()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
-            events, cpu, wall, store = asyncio.run(through_watcher(port, cert))
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-    print(f"through the operator's ListWatch over loopback HTTPS ({events:,} events, {len(store)} pods left):")
-    rate("per CPU-second of the watcher's process", events, cpu)
-    rate("per wall-second (server and watcher share the CPUs)", events, wall)
+
+        def serve(stream: Path, pace: float) -> tuple[int, float, float, PodStore]:
+            port = free_port()
+            argv = [str(stream), str(port), str(cert), str(key), str(pace)]
+            server = subprocess.Popen([sys.executable, str(script), *argv])
+            try:
+                deadline = time.monotonic() + 30
+                context = ssl.create_default_context(cafile=str(cert))
+                while True:
+                    try:
+                        urllib.request.urlopen(f"https://127.0.0.1:{port}/api/v1/pods", timeout=1, context=context)
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
+                return asyncio.run(through_watcher(port, cert))
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+
+        events, cpu, wall, store = serve(stream_file, 0)
+        print(f"through the operator's ListWatch over loopback HTTPS ({events:,} events, {len(store)} pods left):")
+        rate("per CPU-second of the watcher's process", events, cpu)
+        rate("per wall-second (server and watcher share the CPUs)", events, wall)
+        trickle = Path(tmp) / "trickle.jsonl"
+        trickle.write_bytes(b"\n".join(lines[: int(args.trickle * 10)]) + b"\n")
+        events, cpu, wall, store = serve(trickle, args.trickle)
+        print(f"the same at a trickle of {args.trickle:.0f} events/s for 10 s (a loop wake-up and TLS record each):")
+        rate("per CPU-second of the watcher's process", events, cpu)
 
     print("by stage, on the same lines (CPU time of this process; inputs frozen out of the GC's way):")
     t_json = timed(lambda: [json.loads(line) and None for line in lines])

@@ -60,7 +60,9 @@ class NodeSink:
 class ClusterView:
     """Nodes and pods, kept current by two watch loops once `start()`ed."""
 
-    def __init__(self, load_config: ConfigLoader, *, page_size: int = 500, watch_seconds: int = 300) -> None:
+    def __init__(
+        self, load_config: ConfigLoader, *, page_size: int = 500, node_page_size: int = 100, watch_seconds: int = 300
+    ) -> None:
         self.nodes = NodeStore()
         self.pods = PodStore()
         # A session each: an error on one collection resets its own connection, not the other's watch.
@@ -68,7 +70,7 @@ class ClusterView:
             KubeHttp(load_config),
             "/api/v1/nodes",
             NodeSink(self.nodes),
-            page_size=page_size,
+            page_size=node_page_size,  # a node's body can be 30 KB (its image list): small pages stay small
             watch_seconds=watch_seconds,
         )
         self.pod_watch = ListWatch(
