@@ -24,6 +24,7 @@ import asyncio
 import json
 import math
 import os
+import signal
 import ssl
 import tempfile
 import time
@@ -376,6 +377,9 @@ class Bench:
         api_rss, etcd_rss = proc_field(pids["kube-apiserver"], "VmRSS"), proc_field(pids["etcd"], "VmRSS")
         print(f"== {size} pods on {len(self.nodes)} nodes [{load()}]", flush=True)
 
+        log_file = self.workdir / "operator.log"
+        log_offset = log_file.stat().st_size if log_file.exists() else 0
+        started_wall = time.time()
         self.operator = operator = operator_process(
             self.cluster.state.operator_kubeconfig, self.moto.operator_env(), self.workdir
         ).start()
@@ -398,6 +402,13 @@ class Bench:
             f"RSS {proc_field(operator.pid, 'VmRSS'):.0f} MiB",
             flush=True,
         )
+
+        with log_file.open("rb") as log:
+            log.seek(log_offset)
+            for line in log.read().decode(errors="replace").splitlines():
+                if ": listed in " in line:  # "<asctime> INFO warmpool.observe: /api/v1/pods: listed in N pages ..."
+                    at = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + int(line[20:23]) / 1000
+                    print(f"   {line.split('warmpool.observe: ', 1)[-1]}, {at - started_wall:.1f}s after start")
 
         # A burst of K pod creations, and when the status counts them.
         base = int(seen or 0)
@@ -460,6 +471,7 @@ class Bench:
         self.rows.append(
             {
                 "pods": float(seen or size),
+                "nodes": float(len(self.nodes)),
                 "first": first,
                 "lag": lag,
                 "hwm": hwm,
@@ -477,7 +489,7 @@ class Bench:
         print("|---|---|---|---|---|---|---|---|")
         for r in self.rows:
             print(
-                f"| {r['pods']:,.0f} | {math.ceil(r['pods'] / self.args.pods_per_node):,} | {r['hwm']:.0f} MiB | "
+                f"| {r['pods']:,.0f} | {r['nodes']:,.0f} | {r['hwm']:.0f} MiB | "
                 f"{r['first']:.1f} s | {r['lag']:.1f} s | {r['ms_event']:.3f} ms | {r['api']:.0f} MiB | "
                 f"{r['etcd']:.0f} MiB |"
             )
@@ -488,6 +500,10 @@ class Bench:
                     f"fit {label}: {intercept:.1f} {unit} + {slope * 1000:.2f} {unit} per 1,000 pods "
                     f"-> {intercept + slope * 150_000:.0f} {unit} at 150,000 pods"
                 )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
@@ -511,6 +527,7 @@ def main() -> None:
     parser.add_argument("--slow", type=float, default=60.0, help="first status later than this is reported slow")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` unwinds like Ctrl-C: the control plane is stopped
     print(f"machine: {os.cpu_count()} CPUs, {load()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="warmpool-scale-") as tmp:
         bench = Bench(args, Path(tmp))
