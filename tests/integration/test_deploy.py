@@ -9,17 +9,27 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 
 from tests.fixtures.moto import MotoEc2
 from tests.integration.test_plan_status import condition, create_policy, eks_nodes, fast_spec, wait_status
-from tests.kube import aws_node_daemonset, create_aws_node, ensure_namespace, unique
+from tests.kube import (
+    aws_node_daemonset,
+    container_env,
+    create_aws_node,
+    ensure_namespace,
+    grant_target,
+    read_aws_node,
+    unique,
+)
 from tests.operator_proc import OperatorProcess
+from warmpool.api import v1alpha1
 from warmpool_dev.devcluster.cluster import DevCluster, run_kubectl
 
 pytestmark = pytest.mark.integration
@@ -106,6 +116,10 @@ def test_chart_and_kustomize_base_render_the_same_objects(
             ("RoleBinding", NAMESPACE, f"{NAME}-target"),
             ("Role", "default", f"{NAME}-events"),
             ("RoleBinding", "default", f"{NAME}-events"),
+            ("ValidatingAdmissionPolicy", "", f"{NAME}-daemonset-env"),
+            ("ValidatingAdmissionPolicyBinding", "", f"{NAME}-daemonset-env"),
+            ("ValidatingAdmissionPolicy", "", f"{NAME}-policy-spec"),
+            ("ValidatingAdmissionPolicyBinding", "", f"{NAME}-policy-spec"),
             ("Deployment", NAMESPACE, NAME),
             ("PodDisruptionBudget", NAMESPACE, NAME),
         }
@@ -121,6 +135,9 @@ def test_chart_and_kustomize_base_render_the_same_objects(
     assert_same_rbac(charted, by_key(_docs((BASE / "rbac.yaml").read_text())))
     for rendered in (charted, based):
         assert not rendered[("ServiceAccount", NAMESPACE, NAME)]["metadata"].get("annotations")
+    for key in charted:
+        if key[0].startswith("ValidatingAdmissionPolicy"):
+            assert charted[key]["spec"] == based[key]["spec"], key
 
     deployment = ("Deployment", NAMESPACE, NAME)
     assert pod_essentials(charted[deployment]) == pod_essentials(based[deployment])
@@ -147,6 +164,9 @@ def test_targets_value_and_kustomize_patch_render_the_same_roles(cluster: DevClu
     charted = by_key(helm_template(cluster, "--set", "rbac.targets[0].namespace=aws-cni,rbac.targets[0].name=aws-node"))
     assert_same_rbac(charted, overlay)
     assert ("Role", NAMESPACE, f"{NAME}-target") not in overlay
+    for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
+        for name in (f"{NAME}-daemonset-env", f"{NAME}-policy-spec"):
+            assert charted[(kind, "", name)]["spec"] == overlay[(kind, "", name)]["spec"], (kind, name)
 
     several = by_key(
         helm_template(
@@ -174,6 +194,47 @@ def test_targets_value_and_kustomize_patch_render_the_same_roles(cluster: DevClu
         )
         assert result.returncode != 0
         assert message in result.stderr
+
+
+def test_chart_admission_policy_follows_release_names_and_containers(cluster: DevCluster) -> None:
+    """Another namespace, name and ipamd container: the policies match that ServiceAccount and container."""
+    assert cluster.state is not None
+    helm = str(Path(cluster.state.bin_dir) / "helm")
+    args = ["--set", "nameOverride=wp", "--set", "rbac.targets[0].namespace=cni,rbac.targets[0].name=ipamd-ds"]
+    rendered = _docs(
+        _run(helm, "template", "w", str(CHART), "--namespace", "ops", *args, "--set", "rbac.targets[0].container=ipamd")
+    )
+    found = by_key(rendered)
+    for name in ("wp-daemonset-env", "wp-policy-spec"):
+        spec = found[("ValidatingAdmissionPolicy", "", name)]["spec"]
+        assert spec["matchConditions"][0]["expression"] == "request.userInfo.username == 'system:serviceaccount:ops:wp'"
+        assert found[("ValidatingAdmissionPolicyBinding", "", name)]["spec"]["policyName"] == name
+        assert found[("ValidatingAdmissionPolicy", "", name)]["metadata"]["labels"]["app.kubernetes.io/name"] == "wp"
+    variables = {
+        v["name"]: v["expression"]
+        for v in found[("ValidatingAdmissionPolicy", "", "wp-daemonset-env")]["spec"]["variables"]
+    }
+    assert variables["managedContainers"] == "['ipamd']"
+    assert ("Role", "cni", "wp-target") in found
+    # Off: no admission objects at all (clusters older than 1.30).
+    off = by_key(_docs(_run(helm, "template", "w", str(CHART), "--set", "admissionPolicy.enabled=false")))
+    assert not [k for k in off if k[0].startswith("ValidatingAdmissionPolicy")]
+    # A container name that is not one cannot reach the CEL text.
+    bad = subprocess.run(
+        [
+            helm,
+            "template",
+            "w",
+            str(CHART),
+            "--set",
+            "rbac.targets[0].namespace=a,rbac.targets[0].name=b,rbac.targets[0].container=x' || true || '",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "is not a container name" in bad.stderr
 
 
 def test_deployment_runs_hardened_with_probe_and_metrics(chart: list[dict[str, Any]]) -> None:
@@ -393,6 +454,10 @@ def test_can_i_matrix(cluster: DevCluster, sa_kubeconfig: Path, admin_api: clien
     assert [review(verb) for verb in ("list", "watch", "get", "patch")] == [True, False, False, False]
 
 
+def api_env(ds: Any) -> dict[str, str]:
+    return {e.name: e.value for e in ds.spec.template.spec.containers[0].env or []}
+
+
 def test_service_account_token_real_attempts(
     cluster: DevCluster, sa_kubeconfig: Path, admin_api: client.ApiClient, namespace: str
 ) -> None:
@@ -426,23 +491,75 @@ def test_service_account_token_real_attempts(
     got = as_sa("get", "daemonset", "aws-node", "-n", namespace, "-o", "name")
     assert got.stdout.strip() == "daemonset.apps/aws-node", got.stderr
 
-    patch = json.dumps({"metadata": {"annotations": {"warmpool.io/deploy-test": "yes"}}})
-    patched = as_sa("patch", "daemonset", "aws-node", "-n", namespace, "--type=merge", "-p", patch)
-    assert patched.returncode == 0, patched.stderr
-    assert apps.read_namespaced_daemon_set("aws-node", namespace).metadata.annotations["warmpool.io/deploy-test"]
+    # Direct API calls with the token (kubectl patch would GET first and test that instead).
+    sa_apps = client.AppsV1Api(config.new_client_from_config(config_file=str(sa_kubeconfig)))
+    sa_objects = client.CustomObjectsApi(config.new_client_from_config(config_file=str(sa_kubeconfig)))
 
-    # Another DaemonSet in the target's namespace, aws-node outside it, listing: all 403, nothing changed.
-    forbidden(as_sa("patch", "daemonset", "kube-proxy", "-n", namespace, "--type=merge", "-p", patch), "kube-proxy")
-    forbidden(as_sa("get", "daemonset", "kube-proxy", "-n", namespace), "get kube-proxy")
-    forbidden(as_sa("patch", "daemonset", "aws-node", "-n", elsewhere, "--type=merge", "-p", patch), "elsewhere")
+    def refused(call: Callable[[], object], *expected: str) -> None:
+        with pytest.raises(client.ApiException) as caught:
+            call()
+        assert caught.value.status == 403, caught.value.body
+        for text in expected:
+            assert text in caught.value.body, (text, caught.value.body)
+
+    # The operator's work on its target: a warm-pool env entry of the aws-node container.
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "aws-node", "env": [{"name": "WARM_IP_TARGET", "value": "5"}]}]}
+            }
+        }
+    }
+    sa_apps.patch_namespaced_daemon_set("aws-node", namespace, patch)
+    assert container_env(read_aws_node(admin_api, namespace))["WARM_IP_TARGET"] == "5"
+
+    # Another DaemonSet in the target's namespace, aws-node outside it, listing: all 403 from RBAC, unchanged.
+    refused(
+        lambda: sa_apps.patch_namespaced_daemon_set("kube-proxy", namespace, patch),
+        'cannot patch resource \\"daemonsets\\"',
+    )
+    refused(
+        lambda: sa_apps.patch_namespaced_daemon_set("aws-node", elsewhere, patch),
+        'cannot patch resource \\"daemonsets\\"',
+    )
     for name, ns in (("kube-proxy", namespace), ("aws-node", elsewhere)):
-        annotations = apps.read_namespaced_daemon_set(name, ns).metadata.annotations or {}
-        assert "warmpool.io/deploy-test" not in annotations, (ns, name)
+        ds = apps.read_namespaced_daemon_set(name, ns)
+        assert api_env(ds).get("WARM_IP_TARGET") != "5", (ns, name)
+    forbidden(as_sa("get", "daemonset", "kube-proxy", "-n", namespace), "get kube-proxy")
     forbidden(as_sa("get", "daemonsets", "-n", namespace), "list daemonsets")
     forbidden(as_sa("get", "daemonsets", "--all-namespaces"), "list all daemonsets")
-    # Not even aws-node by a verb other than get and patch.
+    # Not even aws-node by a verb other than get and patch; and server-side apply cannot create one.
     for verb_args in (("delete", "daemonset", "aws-node"), ("scale", "daemonset", "aws-node", "--replicas=0")):
         forbidden(as_sa(*verb_args, "-n", namespace), " ".join(verb_args))
+    refused(lambda: sa_apps.delete_namespaced_daemon_set("aws-node", namespace), "cannot delete")
+    absent = unique("t")
+    ensure_namespace(client.CoreV1Api(admin_api), absent)
+    grant_target(admin_api, absent)  # patch on aws-node there is granted; creating it through apply is not
+    refused(
+        lambda: sa_apps.patch_namespaced_daemon_set(
+            "aws-node",
+            absent,
+            aws_node_daemonset(absent),
+            field_manager="warmpool",
+            _content_type="application/apply-patch+yaml",
+        ),
+        "cannot create resource",
+    )
+
+    # Policies: status yes, spec no (RBAC must allow patch for kopf's finalizer; admission refuses the spec).
+    policy = unique("deploy-rbac")
+    create_policy(admin_api, policy, fast_spec(namespace, "ng"))
+    group = (v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, policy)
+    sa_objects.patch_cluster_custom_object_status(*group, {"status": {"mode": "Prefix"}})
+    refused(
+        lambda: sa_objects.patch_cluster_custom_object(*group, {"spec": {"dryRun": False}}),
+        "ValidatingAdmissionPolicy 'warmpool-operator-policy-spec'",
+        "not spec",
+    )
+    refused(lambda: sa_objects.delete_cluster_custom_object(*group), "cannot delete")
+    body = client.CustomObjectsApi(admin_api).get_cluster_custom_object(*group)
+    assert (body["spec"]["dryRun"], body["status"]["mode"]) == (True, "Prefix")
+    client.CustomObjectsApi(admin_api).delete_cluster_custom_object(*group)
 
     # Events: create in `default` only.
     event = {
@@ -486,5 +603,8 @@ def test_operator_serves_a_policy_with_the_service_account_token(
             lambda s: s.get("nodes") == 2 and condition(s, "Ready").get("status") == "True",
         )
         assert status["recommended"]["WARM_IP_TARGET"]["value"] >= 1
-        assert " 403" not in operator.logs()
-        assert "Forbidden" not in operator.logs()
+        # No refusal of any kind: kopf says "Code: 403", the kubernetes client "(403)" and "Forbidden", the
+        # API server "is forbidden".
+        logs = operator.logs()
+        for refusal in ("Code: 403", "(403)", "Forbidden", "forbidden"):
+            assert refusal not in logs, refusal

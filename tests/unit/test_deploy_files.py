@@ -16,6 +16,7 @@ import yaml
 from warmpool import events
 from warmpool.api import v1alpha1
 from warmpool.aws import ec2
+from warmpool.handlers import startup
 from warmpool.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -186,6 +187,43 @@ def test_every_resource_kopf_serves_is_listed_and_watched() -> None:
 
 def _load(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def test_chart_admission_policy_is_the_base_file() -> None:
+    copy = CHART / "files" / "admission-policy.yaml"
+    assert copy.read_bytes() == (BASE / "admission-policy.yaml").read_bytes(), (
+        f"{copy.relative_to(REPO)} is stale: cp deploy/kustomize/base/admission-policy.yaml {copy.relative_to(REPO)}"
+    )
+
+
+def test_admission_policies_match_the_operator_and_its_identity() -> None:
+    """The CEL literals agree with the code: the four targets, the default container, kopf's prefix, the user."""
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in _load(BASE / "admission-policy.yaml")}
+    daemonset = docs[("ValidatingAdmissionPolicy", "warmpool-operator-daemonset-env")]["spec"]
+    policy = docs[("ValidatingAdmissionPolicy", "warmpool-operator-policy-spec")]["spec"]
+    variables = {v["name"]: v["expression"] for v in daemonset["variables"]}
+    assert variables["targets"] == "[" + ", ".join(f"'{v.value}'" for v in v1alpha1.Variable) + "]"
+    default_container = v1alpha1.TargetRef.model_fields["container"].default
+    assert variables["managedContainers"] == f"['{default_container}']"
+    assert {v["name"]: v["expression"] for v in policy["variables"]}["prefix"] == f"'{startup.ANNOTATION_PREFIX}/'"
+    user = f"system:serviceaccount:{SERVICE_ACCOUNT['namespace']}:{SERVICE_ACCOUNT['name']}"
+    for spec in (daemonset, policy):
+        assert spec["matchConditions"] == [
+            {"name": "operator-service-account", "expression": f"request.userInfo.username == '{user}'"}
+        ]
+        assert spec["failurePolicy"] == "Fail"
+        assert {op for rule in spec["matchConstraints"]["resourceRules"] for op in rule["operations"]} == {
+            "CREATE",
+            "UPDATE",
+            "DELETE",
+        }
+        assert spec["validations"]
+        for validation in spec["validations"]:
+            assert validation["messageExpression"]
+    for name in ("warmpool-operator-daemonset-env", "warmpool-operator-policy-spec"):
+        binding = docs[("ValidatingAdmissionPolicyBinding", name)]["spec"]
+        assert binding == {"policyName": name, "validationActions": ["Deny"]}
+    assert "admission-policy.yaml" in yaml.safe_load((BASE / "kustomization.yaml").read_text())["resources"]
 
 
 def test_versions_agree() -> None:

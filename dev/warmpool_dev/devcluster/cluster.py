@@ -2,8 +2,8 @@
 
 No controller-manager or scheduler runs: tests create bound pods and write DaemonSet status themselves, which
 is exactly the control they need. RBAC is on, and two static-token users exist: `admin` (system:masters) and
-the operator's own ServiceAccount identity, bound only by deploy/kustomize/base/rbac.yaml, so the shipped RBAC is
-exercised for real.
+the operator's own ServiceAccount identity, bound only by deploy/kustomize/base/rbac.yaml and held by its
+admission-policy.yaml, so the shipped RBAC and admission policies are exercised for real.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ OPERATOR_NAMESPACE = "kube-system"
 OPERATOR_SERVICE_ACCOUNT = "warmpool-operator"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}"
 RBAC_MANIFEST = Path("deploy/kustomize/base/rbac.yaml")
+ADMISSION_MANIFEST = Path("deploy/kustomize/base/admission-policy.yaml")
 CRD_MANIFEST = Path("crds/warmpoolpolicies.yaml")
 
 
@@ -277,10 +278,10 @@ class DevCluster:
         raise ClusterStartError(f"kube-apiserver not ready after {timeout:.0f}s: {last_error}")
 
     def _install_rbac(self) -> None:
-        """Apply the operator's ServiceAccount, ClusterRole and binding from deploy/, as a user would."""
+        """Apply the operator's ServiceAccount, RBAC and admission policies from deploy/, as a user would."""
         assert self.state is not None
-        manifest = binaries.repo_root() / RBAC_MANIFEST
-        self.kubectl("apply", "--server-side", "--field-manager=warmpool-dev", "-f", str(manifest))
+        files = [f"--filename={binaries.repo_root() / manifest}" for manifest in (RBAC_MANIFEST, ADMISSION_MANIFEST)]
+        self.kubectl("apply", "--server-side", "--field-manager=warmpool-dev", *files)
 
     def install_crd(self, manifest: Path, name: str, timeout: float = 60.0) -> None:
         """Apply a CRD and wait until it is Established (served), so tests can create objects at once."""
