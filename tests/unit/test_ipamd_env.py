@@ -10,6 +10,7 @@ from warmpool.ipamd.env import (
     go_atoi,
     go_parse_bool,
     invalid_values,
+    max_eni_from_env,
     mode_from_env,
     parse_env,
     parse_settings,
@@ -151,3 +152,11 @@ def test_invalid_values_name_the_default_ipamd_uses() -> None:
     assert "WARM_ENI_TARGET='x' is not an integer: ipamd silently uses 1" in problems[0]
     assert "negative" in problems[1]
     assert "64-bit" in problems[2]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, None), ("1", 1), ("+3", 3), ("0", None), ("-1", None), (" 2", None), ("x", None)],
+)
+def test_max_eni_from_env(raw: str | None, expected: int | None) -> None:
+    assert max_eni_from_env({} if raw is None else {"MAX_ENI": raw}) == expected

@@ -317,3 +317,9 @@ def test_steady_state_agrees_with_the_cidr_by_cidr_reference(
     lim: InstanceLimits, mode: IpMode, targets: IpamdTargets, pods: int
 ) -> None:
     assert steady_state(lim, mode, targets, pods) == steady_state_cidr_by_cidr(lim, mode, targets, pods)
+
+
+@pytest.mark.parametrize(("max_eni", "enis"), [(None, 3), (0, 3), (1, 1), (2, 2), (3, 3), (9, 3)])
+def test_max_eni_lowers_the_enis_never_raises_them(max_eni: int | None, enis: int) -> None:
+    assert M5_LARGE.with_max_eni(max_eni).max_enis == enis
+    assert steady_state(M5_LARGE.with_max_eni(max_eni), SEC, IpamdTargets(), 100).enis == enis

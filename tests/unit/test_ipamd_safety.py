@@ -190,6 +190,12 @@ S = ProblemKind.SLOW_NEW_ENIS
         ({**PD, "WARM_IP_TARGET": "49"}, [T3_SMALL], OLD, {S}),
         ({"WARM_IP_TARGET": "16"}, [M5_LARGE], None, {S}),  # the " true" repro's value on m5.large
         ({"WARM_IP_TARGET": "16"}, [], None, set()),  # no limits known: nothing to compare with
+        # MAX_ENI lowers the ENIs ipamd uses (a Go integer >= 1; anything else is ignored)
+        ({"WARM_IP_TARGET": "9", "MINIMUM_IP_TARGET": "10", "MAX_ENI": "1"}, [M5_LARGE], NEW, {B}),
+        ({"WARM_IP_TARGET": "9", "MINIMUM_IP_TARGET": "10", "MAX_ENI": "2"}, [M5_LARGE], NEW, set()),
+        ({"WARM_IP_TARGET": "9", "MINIMUM_IP_TARGET": "10", "MAX_ENI": "0"}, [M5_LARGE], NEW, set()),
+        ({"WARM_IP_TARGET": "9", "MINIMUM_IP_TARGET": "10", "MAX_ENI": " 1"}, [M5_LARGE], NEW, set()),
+        ({"WARM_ENI_TARGET": "2", "MAX_ENI": "1"}, [M5_LARGE], NEW, {B}),
     ],
 )
 def test_check_env(

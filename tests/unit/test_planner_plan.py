@@ -599,6 +599,14 @@ def test_anything_else_is_planned_as_secondary_ip_mode(falsy: str, cni: CniVersi
         assert rec.whole_enis or rec.values[IP] <= 9  # never 16 on an m5.large before the #1872 fix
 
 
+@pytest.mark.parametrize(("max_eni", "expected"), [(None, 27), ("2", 18), ("1", 9), ("5", 27), ("0", 27), ("abc", 27)])
+def test_max_eni_on_the_daemonset_lowers_the_caps(max_eni: str | None, expected: int) -> None:
+    env = {} if max_eni is None else {"MAX_ENI": max_eni}
+    rec = run(spec(manage=[ONE_IP, MIN]), stats(40, 40), env=env)
+    assert rec.values == {IP: expected, MIN: expected}
+    assert rec.safety == ()
+
+
 def test_a_forced_mode_ipamd_does_not_run_is_reported_not_planned() -> None:
     rec = run(spec(mode="Prefix"), stats(20, 5), env={"ENABLE_PREFIX_DELEGATION": " true"}, cni=None)
     assert rec.mode is IpMode.SECONDARY

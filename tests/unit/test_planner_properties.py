@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from tests.hypothesis_profiles import examples
 from warmpool.api.v1alpha1 import MAX_TARGET_VALUE, Rollout, Variable, WarmPoolPolicySpec
-from warmpool.ipamd.env import mode_from_env, parse_env
+from warmpool.ipamd.env import max_eni_from_env, mode_from_env, parse_env
 from warmpool.ipamd.limits import InstanceLimits, IpMode
 from warmpool.ipamd.pool import steady_state
 from warmpool.ipamd.safety import ProblemKind, SafetyProblem, check_env, merge_env
@@ -113,7 +113,7 @@ ENV_TEXT = st.one_of(
     st.integers(-(2**70), 2**70).map(str),
     st.text(max_size=4),
 )
-ENV_NAMES = ("ENABLE_PREFIX_DELEGATION", *(v.value for v in Variable))
+ENV_NAMES = ("ENABLE_PREFIX_DELEGATION", "MAX_ENI", *(v.value for v in Variable))
 CNI_VERSIONS = st.sampled_from([None, CniVersion(1, 11, 3), CniVersion(1, 11, 4), CniVersion(1, 18, 3)])
 
 
@@ -192,7 +192,12 @@ def demands(draw: st.DrawFn, top: int | None = None) -> dict[str, Any]:
 
 
 def in_scope(case: Case) -> list[InstanceLimits]:
-    return [LIMITS[t] for t in sorted({n.instance_type for n in case.snapshot.nodes})]
+    """The types of the case's nodes, with the ENIs MAX_ENI leaves ipamd."""
+    return [node_limits(case, t) for t in sorted({n.instance_type for n in case.snapshot.nodes})]
+
+
+def node_limits(case: Case, instance_type: str) -> InstanceLimits:
+    return LIMITS[instance_type].with_max_eni(max_eni_from_env(case.env))
 
 
 def caps(rec: Recommendation, types: list[InstanceLimits], cni: CniVersion | None) -> dict[Variable, int]:
@@ -233,7 +238,7 @@ def test_never_beyond_subnet_budget(case: Case) -> None:
         # Recompute what the subnet's nodes would hold, independently of the planner's grouping.
         spare = sum(
             steady_state(
-                LIMITS[n.instance_type], LIMITS[n.instance_type].runs_mode(rec.mode), targets, n.ip_pods
+                node_limits(case, n.instance_type), LIMITS[n.instance_type].runs_mode(rec.mode), targets, n.ip_pods
             ).free_ips
             for n in case.snapshot.nodes
             if b.subnet_id in n.subnet_ids

@@ -19,6 +19,7 @@ WARM_IP_TARGET = "WARM_IP_TARGET"
 MINIMUM_IP_TARGET = "MINIMUM_IP_TARGET"
 WARM_PREFIX_TARGET = "WARM_PREFIX_TARGET"
 ENABLE_PREFIX_DELEGATION = "ENABLE_PREFIX_DELEGATION"
+MAX_ENI = "MAX_ENI"
 TARGET_NAMES = (WARM_ENI_TARGET, WARM_IP_TARGET, MINIMUM_IP_TARGET, WARM_PREFIX_TARGET)
 
 DEFAULT_WARM_ENI_TARGET = 1
@@ -111,6 +112,12 @@ def go_bool_env(env: Mapping[str, str], name: str, default: bool) -> bool:
         return default
     value = go_parse_bool(raw)
     return default if value is None else value
+
+
+def max_eni_from_env(env: Mapping[str, str]) -> int | None:
+    """MAX_ENI as `getMaxENI` reads it: a Go integer of at least 1, else none (every ENI of the instance)."""
+    value = go_atoi(env.get(MAX_ENI, ""))
+    return value if value is not None and value >= 1 else None
 
 
 def mode_from_env(env: Mapping[str, str]) -> IpMode:

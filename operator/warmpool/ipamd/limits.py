@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 IPS_PER_PREFIX = 16  # an IPv4 /28 prefix
@@ -55,6 +55,12 @@ class InstanceLimits:
         """The most pod IPs a node of this type can use: all its ENIs' IPs, and no more than max pods minus the
         host-network pods (ipamd stops growing once total IPs reach max pods)."""
         return min(self.max_pod_ips(mode), self.max_pods(mode) - HOST_NETWORK_PODS)
+
+    def with_max_eni(self, max_eni: int | None) -> InstanceLimits:
+        """The limits ipamd uses under MAX_ENI (`getMaxENI`): it can lower the ENIs, never raise them."""
+        if max_eni is None or not 1 <= max_eni < self.max_enis:
+            return self
+        return replace(self, max_enis=max_eni)
 
     @property
     def supports_prefixes(self) -> bool:

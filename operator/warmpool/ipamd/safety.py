@@ -22,6 +22,7 @@ from warmpool.ipamd.env import (
     IpamdTargets,
     go_parse_bool,
     ignored_value,
+    max_eni_from_env,
     mode_from_env,
     parse_env,
 )
@@ -85,7 +86,8 @@ def check_env(
 ) -> EnvVerdict:
     """Evaluate the whole resulting container env.
 
-    `limits`: the instance types in scope (each is checked in the mode ipamd runs on it; the smallest binds).
+    `limits`: the instance types in scope (each is checked in the mode ipamd runs on it, with no more ENIs than
+    MAX_ENI allows; the smallest binds).
     `cni_version`: the VPC CNI running (`cni_version_from_image`); unknown counts as one before the #1872 fix
     when `cautious`. `allow_freeze`: the policy asks for MINIMUM_IP_TARGET without WARM_IP_TARGET.
     `written`: the entries this write sets; values ipamd ignores or that exceed the limits are refused only
@@ -127,7 +129,7 @@ def check_env(
             )
         )
 
-    types = _distinct(limits)
+    types = [lim.with_max_eni(max_eni_from_env(env)) for lim in _distinct(limits)]
     modes = {lim.runs_mode(mode) for lim in types} if types else {mode}
     if (
         IpMode.PREFIX in modes

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from warmpool.api.v1alpha1 import ConditionType, Mode, Variable, WarmPoolPolicySpec
-from warmpool.ipamd.env import IpamdTargets, mode_from_env, parse_env
+from warmpool.ipamd.env import IpamdTargets, max_eni_from_env, mode_from_env, parse_env
 from warmpool.ipamd.limits import InstanceLimits, IpMode
 from warmpool.ipamd.safety import EnvVerdict, SafetyProblem, check_env, merge_env
 from warmpool.ipamd.version import CniVersion
@@ -143,6 +143,8 @@ def plan(
 ) -> Recommendation:
     """`cni_version`: the VPC CNI running (`warmpool.ipamd.version.cni_version_from_image`); unknown (None)
     plans as for one older than the #1872 fix: WARM_IP_TARGET within one ENI's IPs, MINIMUM_IP_TARGET two."""
+    # The limits ipamd itself uses: MAX_ENI on the DaemonSet lowers every type's ENIs.
+    limits = {t: lim.with_max_eni(max_eni_from_env(current_env)) for t, lim in limits.items()}
     where = scope(spec, snapshot, limits, current_env)
     mode, degraded = where.mode, list(where.degraded)
     nodes, pods = len(snapshot.nodes), snapshot.ip_pods
