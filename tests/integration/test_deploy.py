@@ -27,6 +27,7 @@ from tests.kube import (
     grant_target,
     read_aws_node,
     unique,
+    wait_for,
 )
 from tests.operator_proc import OperatorProcess
 from warmpool.api import v1alpha1
@@ -608,3 +609,58 @@ def test_operator_serves_a_policy_with_the_service_account_token(
         logs = operator.logs()
         for refusal in ("Code: 403", "(403)", "Forbidden", "forbidden"):
             assert refusal not in logs, refusal
+
+
+def test_operator_runs_with_peering_under_the_peering_rbac(
+    cluster: DevCluster, admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2
+) -> None:
+    """Hot standby: with the peering component's RBAC (list/watch of ClusterKopfPeerings, patch of its own by
+    name), kopf keeps its heartbeat in the peering object and the operator serves policies, refused nothing."""
+    assert cluster.state is not None
+    peering = REPO / "deploy" / "kustomize" / "components" / "peering"
+    cluster.install_crd(peering / "clusterkopfpeering-crd.yaml", "clusterkopfpeerings.kopf.dev")
+    objects = _docs((peering / "rbac.yaml").read_text()) + _docs((peering / "clusterkopfpeering.yaml").read_text())
+    apply(cluster, objects, Path(cluster.state.workdir))
+    core = client.CoreV1Api(admin_api)
+    create_aws_node(admin_api, namespace)
+    group = unique("ng")
+    eks_nodes(core, moto_ec2, group, 2)
+    policy = unique("peering")
+    create_policy(admin_api, policy, fast_spec(namespace, group))
+    operator = OperatorProcess(
+        cluster.state.operator_kubeconfig,
+        env={
+            "WARMPOOL_EC2_ENDPOINT_URL": moto_ec2.endpoint_url,
+            "WARMPOOL_AWS_REGION": "us-east-1",
+            "WARMPOOL_PEERING": "warmpool",
+        },
+    )
+    with operator:
+        wait_status(
+            admin_api,
+            policy,
+            operator,
+            "a plan by the operator holding the peering",
+            lambda s: s.get("nodes") == 2 and condition(s, "Ready").get("status") == "True",
+        )
+        heartbeats = client.CustomObjectsApi(admin_api).get_cluster_custom_object(
+            "kopf.dev", "v1", "clusterkopfpeerings", "warmpool"
+        )["status"]
+        assert [peer["priority"] > 0 for peer in heartbeats.values() if peer] == [True]
+        # Deleted while the operator runs, so kopf takes its finalizer off (patch of the policy, admitted).
+        objects = client.CustomObjectsApi(admin_api)
+        objects.delete_cluster_custom_object(v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, policy)
+        wait_for(lambda: not _policy_exists(admin_api, policy), "kopf to release the deleted policy")
+        logs = operator.logs()
+        for refusal in ("Code: 403", "(403)", "Forbidden", "forbidden"):
+            assert refusal not in logs, refusal
+
+
+def _policy_exists(api: client.ApiClient, name: str) -> bool:
+    try:
+        client.CustomObjectsApi(api).get_cluster_custom_object(v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, name)
+    except client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
