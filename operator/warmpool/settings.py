@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     ec2_cache_ttl_seconds: float = Field(300.0, gt=0, description="How long EC2 answers are reused.")
     ec2_max_attempts: int = Field(5, ge=1, le=20)
 
+    # The EKS managed add-on: when it owns aws-node's env, values go through eks:UpdateAddon.
+    eks_cluster_name: str | None = Field(None, description="EKS cluster name, for the add-on API.")
+    eks_addon_name: str = Field("vpc-cni", description="The add-on that manages aws-node.")
+    eks_endpoint_url: str | None = Field(None, description="Override the EKS endpoint (tests use a local one).")
+    eks_update_wait_seconds: float = Field(
+        20.0, ge=0, le=300, description="How long one pass follows an add-on update before leaving it to the next."
+    )
+
     # Process
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

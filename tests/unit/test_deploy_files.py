@@ -15,7 +15,7 @@ import yaml
 
 from warmpool import events
 from warmpool.api import v1alpha1
-from warmpool.aws import ec2
+from warmpool.aws import ec2, eks
 from warmpool.handlers import startup
 from warmpool.settings import Settings
 
@@ -63,16 +63,31 @@ def test_iam_policy_allows_exactly_the_ec2_calls_the_operator_makes() -> None:
             )
     assert named == fake.operations == {"DescribeInstanceTypes", "DescribeSubnets", "DescribeInstances"}
 
+    # The EKS add-on route: every call EksAddonClient can make.
+    fake_eks = _RecordingEc2()
+    eks_client = eks.EksAddonClient(Settings(eks_cluster_name="dev"), client=fake_eks)
+    eks_client.describe_addon()
+    eks_client.configuration_schema("v1")
+    eks_client.update_configuration("{}")
+    eks_client.describe_update("u1")
+    assert fake_eks.operations == {"DescribeAddon", "DescribeAddonConfiguration", "UpdateAddon", "DescribeUpdate"}
+
     policy = json.loads((REPO / "deploy" / "iam-policy.json").read_text())
     actions: set[str] = set()
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
         assert "NotAction" not in statement
         assert "NotResource" not in statement
-        # EC2 Describe* calls support no resource-level permissions: "*" is the only resource they accept.
-        assert statement["Resource"] == "*"
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if statement["Action"][0].startswith("eks:") and statement["Action"] != ["eks:DescribeAddonConfiguration"]:
+            # Only the vpc-cni add-on (and, for DescribeUpdate, the cluster the update is named under).
+            assert all(r.startswith("arn:aws:eks:") for r in resources)
+            assert any(r.endswith(":addon/*/vpc-cni/*") for r in resources)
+        else:
+            # EC2 Describe* calls and DescribeAddonConfiguration support no resource-level permissions.
+            assert resources == ["*"]
         actions.update(statement["Action"])
-    assert actions == {f"ec2:{op}" for op in fake.operations}
+    assert actions == {f"ec2:{op}" for op in fake.operations} | {f"eks:{op}" for op in fake_eks.operations}
 
 
 def _rules_block(text: str) -> list[dict[str, Any]]:

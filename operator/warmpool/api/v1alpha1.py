@@ -84,6 +84,15 @@ class Variable(StrEnum):
     WARM_PREFIX_TARGET = "WARM_PREFIX_TARGET"
 
 
+class ApplyVia(StrEnum):
+    """How values reach aws-node: `DaemonSet` server-side applies the env entries; `EksAddon` sets them in the
+    vpc-cni managed add-on's configurationValues (eks:UpdateAddon); `Auto` uses the add-on when it owns aws-node."""
+
+    AUTO = "Auto"
+    DAEMONSET = "DaemonSet"
+    EKS_ADDON = "EksAddon"
+
+
 class Mode(StrEnum):
     AUTO = "Auto"
     SECONDARY_IP = "SecondaryIP"
@@ -314,6 +323,11 @@ class Rollout(_Model):
             "Off by default: the other owner would revert or fight the change."
         ),
     )
+    apply_via: ApplyVia = Field(
+        ApplyVia.AUTO,
+        description="DaemonSet (server-side apply), EksAddon (eks:UpdateAddon configurationValues), or Auto "
+        "(the add-on when it owns aws-node's env).",
+    )
 
     RULES = (
         durations_compare(
@@ -509,6 +523,16 @@ class SubnetHeadroom(_Model):
     nodes: int = Field(0, ge=0)
 
 
+class AddonUpdate(_Model):
+    """The last eks:UpdateAddon warmpool started, when values go through the EKS managed add-on."""
+
+    id: str = Field(max_length=128)
+    status: str = Field(max_length=32, description="InProgress, Successful, Failed or Cancelled, as EKS says.")
+    values: str | None = Field(None, max_length=1024, description="The managed values it sets.")
+    message: str | None = Field(None, max_length=2048)
+    started_time: datetime | None = None
+
+
 class WarmPoolPolicyStatus(_Model):
     observed_generation: int | None = Field(None, ge=0)
     conditions: list[Condition] = Field(
@@ -526,6 +550,7 @@ class WarmPoolPolicyStatus(_Model):
     pods_observed: int | None = Field(None, ge=0, description="Pods holding a VPC IP on those nodes.")
     burst: BurstStatistics | None = None
     subnets: list[SubnetHeadroom] = Field(default_factory=list)
+    addon_update: AddonUpdate | None = None
     checkpoint: dict[str, Any] | None = Field(
         None,
         description="The churn history, so a restart keeps what was learned. Written by the operator only.",

@@ -32,3 +32,4 @@ class OperatorContext:
     cluster: ClusterView  # nodes and pods, from the operator's own watches
     started_at: float
     policies: dict[str, PolicyState] = field(default_factory=dict)
+    eks: Any = None  # warmpool.aws.eks.EksAddonClient, made on first use (clusters on the add-on route only)

@@ -16,9 +16,11 @@ from warmpool import metrics
 from warmpool.api import v1alpha1
 from warmpool.api.v1alpha1 import ConditionType as C
 from warmpool.api.v1alpha1 import Variable, parse_duration, summarize
+from warmpool.apply.addon import Route
 from warmpool.apply.client import DaemonSetMissing, apply_env, read_daemonset
 from warmpool.apply.daemonset import DaemonSetView, view
 from warmpool.conditions import ConditionUpdate, merge_conditions
+from warmpool.controller import addon_route
 from warmpool.controller.context import OperatorContext, PolicyState
 from warmpool.controller.inputs import build_snapshot, fetch_ec2, selected_nodes
 from warmpool.controller.status import applied_status, parse_timestamp, plan_status, timestamp
@@ -132,6 +134,12 @@ async def reconcile_policy(
         message = f"container {spec.target_ref.container} not found in {target_key(spec)}"
         out.conditions.append(ConditionUpdate("Degraded", True, "ContainerMissing", message))
         ds_view = None
+    addon: addon_route.AddonPass | None = None
+    if ds_view is not None:
+        addon, ds_view = await addon_route.prepare(addon_route.client(ctx), spec, ds, ds_view, old_status)
+        out.events.extend(addon.events)
+        if addon.status:
+            out.status["addonUpdate"] = addon.status
 
     # ----- plan -----
     rec = plan(spec, snapshot, ec2.limits, ec2.subnets, env, stats)
@@ -142,6 +150,8 @@ async def reconcile_policy(
     for cond in rec.conditions:
         out.conditions.append(ConditionUpdate(cond.type.value, cond.status, cond.reason, cond.message))
     problems = list(ec2.problems)
+    if addon is not None and addon.problem:
+        problems.append(addon.problem)
 
     # ----- decide and apply -----
     applied_message = "no change applied yet"
@@ -166,7 +176,7 @@ async def reconcile_policy(
                 f"policy {winner[1]} is older and owns {target_key(spec)}" if conflict and winner else "",
             )
         )
-        foreign = ds_view.foreign_owners(spec.managed_variables)
+        foreign = ds_view.foreign_owners(spec.managed_variables, writer=addon.writer if addon else "warmpool")
         blocked_foreign = bool(foreign) and not spec.rollout.allow_foreign_owner
         out.conditions.append(
             ConditionUpdate(
@@ -204,6 +214,10 @@ async def reconcile_policy(
             rescue=rec.rescue,
         )
         decision = _hold_for_inputs(decision, conflict, blocked_foreign, value_from, ec2.subnets_known, rec, release)
+        if addon is not None and addon.hold and decision.reason is GuardReason.ROLLOUT_IN_PROGRESS:
+            decision = Decision(False, decision.values, decision.reason, addon.hold)  # say which rollout
+        if decision.apply and addon is not None and addon.problem:
+            decision = Decision(False, {}, GuardReason.INPUTS_UNKNOWN, addon.problem)
         learning_left = _learning_left(state, spec, now)
         if decision.apply and learning_left > 0 and not release:
             decision = Decision(
@@ -221,7 +235,10 @@ async def reconcile_policy(
         if unsafe:
             problems.append("refusing unsafe settings: " + "; ".join(unsafe))
             decision = Decision(False, {}, GuardReason.UNSAFE, "; ".join(unsafe))
-        if decision.apply:
+        if decision.apply and addon is not None and addon.route is Route.EKS_ADDON:
+            applied_message = await _apply_addon(ctx, spec, decision, release, name, now, out, state)
+            current = current_values(out.status.pop("_env", env), spec.managed_variables)
+        elif decision.apply:
             applied_message = await _apply(ctx, spec, decision, name, now, out, state, force=not blocked_foreign)
             current = current_values(out.status.pop("_env", env), spec.managed_variables)
         else:
@@ -299,6 +316,35 @@ async def _apply(
     metrics.CHANGES_APPLIED.labels(name).inc()
     state.last_hold = None
     return message
+
+
+async def _apply_addon(
+    ctx: OperatorContext,
+    spec: v1alpha1.WarmPoolPolicySpec,
+    decision: Decision,
+    release: list[str],
+    name: str,
+    now: float,
+    out: Outcome,
+    state: PolicyState,
+) -> str:
+    """The same values, through eks:UpdateAddon: EKS writes them onto the DaemonSet as the add-on."""
+    ref = spec.target_ref
+    result, update_status, events = await addon_route.write(
+        addon_route.client(ctx), decision.values, release, ctx.settings.eks_update_wait_seconds, timestamp(now)
+    )
+    out.events.extend(events)
+    if update_status:
+        out.status["addonUpdate"] = update_status
+    if not result.sent or result.status == "Failed":
+        metrics.CHANGES_REFUSED.labels(name, "addon").inc()
+        return f"eks:UpdateAddon {summarize(decision.values)}: {result.message}"
+    out.status["lastAppliedTime"] = timestamp(now)
+    metrics.CHANGES_APPLIED.labels(name).inc()
+    state.last_hold = None
+    ds = await asyncio.to_thread(read_daemonset, ctx.api, ref.namespace, ref.name)
+    out.status["_env"] = view(ds, ref.container).plain_env()
+    return f"set {summarize(decision.values)} through the EKS add-on ({result.update_id}: {result.status})"
 
 
 def _unsafe_result(
