@@ -15,8 +15,8 @@ from tests.fixtures.eks_addon import eks_addon
 from tests.fixtures.moto import MotoEc2
 from tests.integration.test_apply import events_for, live_spec
 from tests.integration.test_eks_addon_endpoint import owners
-from tests.integration.test_plan_status import condition, create_policy, eks_nodes, policy_status
-from tests.kube import container_env, mark_rollout_complete, read_aws_node, unique, wait_for
+from tests.integration.test_plan_status import condition, create_policy, eks_nodes, policy_status, wait_status
+from tests.kube import container_env, mark_rollout_complete, read_aws_node, unique
 from tests.operator_proc import OperatorProcess
 from warmpool_dev.e2e.eks_addon import EksAddonEndpoint
 
@@ -53,11 +53,6 @@ def start(
     return policy
 
 
-def addon_update(api: client.ApiClient, policy: str) -> dict[str, Any]:
-    found: dict[str, Any] = policy_status(api, policy).get("addonUpdate") or {}
-    return found
-
-
 def test_addon_owned_env_goes_through_update_addon(
     eks_addon: EksAddonEndpoint,
     admin_api: client.ApiClient,
@@ -66,11 +61,13 @@ def test_addon_owned_env_goes_through_update_addon(
     run_operator: OperatorProcess,
 ) -> None:
     policy = start(eks_addon, admin_api, namespace, moto_ec2, run_operator)
-    done = wait_for(
-        lambda: addon_update(admin_api, policy).get("status") == "Successful" and addon_update(admin_api, policy),
+    done = wait_status(
+        admin_api,
+        policy,
+        run_operator,
         "the operator's add-on update to succeed",
-        timeout=90,
-    )
+        lambda s: (s.get("addonUpdate") or {}).get("status") == "Successful",
+    )["addonUpdate"]
     config = json.loads(eks_addon.addon.configuration_values)
     # Our values merged in; everything the user had configured is still there.
     assert config["resources"] == USER_CONFIG["resources"]
@@ -104,26 +101,35 @@ def test_update_in_progress_holds_the_next_change(
 ) -> None:
     eks_addon.hold()  # EKS takes its time with this one
     policy = start(eks_addon, admin_api, namespace, moto_ec2, run_operator)
-    wait_for(
-        lambda: addon_update(admin_api, policy).get("status") == "InProgress",
+    wait_status(
+        admin_api,
+        policy,
+        run_operator,
         "the operator to start an add-on update",
-        timeout=90,
+        lambda s: (s.get("addonUpdate") or {}).get("status") == "InProgress",
     )
     # The next passes hold, as for a rollout in progress, and send nothing more.
-    held = wait_for(
-        lambda: (c := condition(policy_status(admin_api, policy), "Applied"))["reason"] == "RolloutInProgress" and c,
-        "a pass held by the add-on update",
-        timeout=60,
+    held = condition(
+        wait_status(
+            admin_api,
+            policy,
+            run_operator,
+            "a pass held by the add-on update",
+            lambda s: condition(s, "Applied").get("reason") == "RolloutInProgress",
+        ),
+        "Applied",
     )
     assert "EKS add-on vpc-cni update in progress" in held["message"]
     assert len(eks_addon.updates) == 1
     assert container_env(read_aws_node(admin_api, namespace))["WARM_IP_TARGET"] == "9"  # not applied yet
 
     eks_addon.release()
-    wait_for(
-        lambda: addon_update(admin_api, policy).get("status") == "Successful",
+    wait_status(
+        admin_api,
+        policy,
+        run_operator,
         "a later pass to see the update finish",
-        timeout=60,
+        lambda s: (s.get("addonUpdate") or {}).get("status") == "Successful",
     )
     assert "AddonUpdated" in events_for(admin_api, policy)
     assert len(eks_addon.updates) == 1

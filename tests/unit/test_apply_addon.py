@@ -64,6 +64,12 @@ def test_route(apply_via: str, markers: list[str], route: Route) -> None:
     assert choose_route(apply_via, markers) is route
 
 
+def test_auto_stays_direct_when_the_cluster_is_unknown() -> None:
+    markers = ["env entries owned by field manager eks (WARM_ENI_TARGET)"]
+    assert choose_route("Auto", markers, addon_api_configured=False) is Route.DAEMONSET
+    assert choose_route("EksAddon", markers, addon_api_configured=False) is Route.EKS_ADDON
+
+
 def test_merge_keeps_every_other_value() -> None:
     current = json.dumps(
         {"env": {"AWS_VPC_K8S_CNI_LOGLEVEL": "INFO", "WARM_IP_TARGET": "9"}, "resources": {"requests": {"cpu": "25m"}}}

@@ -53,13 +53,14 @@ def addon_markers(ds: Mapping[str, Any], container: str) -> list[str]:
     return markers
 
 
-def choose_route(apply_via: str, markers: Iterable[str]) -> Route:
-    """`Auto` follows the DaemonSet: the add-on when it shows any sign of the add-on, else a direct apply."""
+def choose_route(apply_via: str, markers: Iterable[str], addon_api_configured: bool = True) -> Route:
+    """`Auto` follows the DaemonSet: the add-on when it shows any sign of the add-on and the operator knows the
+    cluster to call EKS for; else a direct apply (where entries owned by `eks` report ForeignOwner)."""
     if apply_via == Route.EKS_ADDON.value:
         return Route.EKS_ADDON
     if apply_via == Route.DAEMONSET.value:
         return Route.DAEMONSET
-    return Route.EKS_ADDON if any(True for _ in markers) else Route.DAEMONSET
+    return Route.EKS_ADDON if addon_api_configured and any(True for _ in markers) else Route.DAEMONSET
 
 
 def parse_configuration(text: str) -> dict[str, Any]:

@@ -53,7 +53,7 @@ async def prepare(
     """Choose the route; on the add-on route, follow the last update and read the add-on. Returns the target's
     view with an add-on update in progress shown as a rollout in progress, so the same guard holds it."""
     markers = addon_markers(ds, spec.target_ref.container)
-    state = AddonPass(choose_route(spec.rollout.apply_via.value, markers), markers)
+    state = AddonPass(choose_route(spec.rollout.apply_via.value, markers, eks.cluster is not None), markers)
     if state.route is Route.DAEMONSET:
         return state, ds_view
     previous = old_status.get("addonUpdate")

@@ -186,6 +186,11 @@ async def reconcile_policy(
                 (
                     "; ".join(f"{k} is also managed by {', '.join(m)}" for k, m in sorted(foreign.items()))
                     + ("" if spec.rollout.allow_foreign_owner else ": not taking over (rollout.allowForeignOwner)")
+                    + (
+                        "; set WARMPOOL_EKS_CLUSTER_NAME to apply through the EKS add-on"
+                        if any("eks" in m for m in foreign.values()) and not ctx.settings.eks_cluster_name
+                        else ""
+                    )
                 )
                 if foreign
                 else "",
