@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # The EKS managed add-on: when it owns aws-node's env, values go through eks:UpdateAddon.
     eks_cluster_name: str | None = Field(None, description="EKS cluster name, for the add-on API.")
     eks_addon_name: str = Field("vpc-cni", description="The add-on that manages aws-node.")
+    eks_addon_daemonset: str = Field(
+        "kube-system/aws-node",
+        description="namespace/name of the DaemonSet the add-on manages (only it goes through it).",
+    )
     eks_endpoint_url: str | None = Field(None, description="Override the EKS endpoint (tests use a local one).")
     eks_update_wait_seconds: float = Field(
         20.0, ge=0, le=300, description="How long one pass follows an add-on update before leaving it to the next."

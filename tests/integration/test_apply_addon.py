@@ -48,6 +48,7 @@ def start(
         WARMPOOL_EKS_ENDPOINT_URL=endpoint.endpoint_url,
         WARMPOOL_EKS_CLUSTER_NAME="dev",
         WARMPOOL_EKS_UPDATE_WAIT_SECONDS="1",
+        WARMPOOL_EKS_ADDON_DAEMONSET=f"{namespace}/aws-node",  # the add-on's aws-node lives in the test's namespace
     )
     operator.start()
     return policy

@@ -77,6 +77,11 @@ class EksAddonClient:
     def addon_name(self) -> str:
         return self._settings.eks_addon_name
 
+    @property
+    def daemonset(self) -> str:
+        """namespace/name of the DaemonSet the add-on manages."""
+        return self._settings.eks_addon_daemonset
+
     def describe_addon(self) -> AddonInfo:
         reply = self._call("describe_addon", clusterName=self._cluster(), addonName=self.addon_name)
         addon = reply.get("addon") or {}

@@ -53,8 +53,17 @@ async def prepare(
     """Choose the route; on the add-on route, follow the last update and read the add-on. Returns the target's
     view with an add-on update in progress shown as a rollout in progress, so the same guard holds it."""
     markers = addon_markers(ds, spec.target_ref.container)
-    state = AddonPass(choose_route(spec.rollout.apply_via.value, markers, eks.cluster is not None), markers)
+    # The add-on manages one DaemonSet: a policy aimed at another never writes through it.
+    target = f"{spec.target_ref.namespace}/{spec.target_ref.name}"
+    addon_target = eks.daemonset == target
+    state = AddonPass(
+        choose_route(spec.rollout.apply_via.value, markers, eks.cluster is not None and addon_target), markers
+    )
     if state.route is Route.DAEMONSET:
+        return state, ds_view
+    if not addon_target:
+        state.problem = f"applyVia EksAddon: the {eks.addon_name} add-on manages {eks.daemonset}, not {target}"
+        state.hold = state.problem
         return state, ds_view
     previous = old_status.get("addonUpdate")
     if isinstance(previous, Mapping):
