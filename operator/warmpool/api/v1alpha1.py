@@ -418,7 +418,9 @@ class WarmPoolPolicySpec(_Model):
     )
     mode: Mode = Field(
         Mode.AUTO,
-        description="Auto follows ENABLE_PREFIX_DELEGATION on the DaemonSet; SecondaryIP or Prefix force one.",
+        description="The mode you expect ipamd to run. warmpool always plans for the mode ipamd runs "
+        "(ENABLE_PREFIX_DELEGATION as Go parses it); SecondaryIP or Prefix that disagrees is reported as "
+        "Degraded/ModeMismatch. Auto: no expectation.",
     )
     manage: list[ManagedVariable] = Field(
         default_factory=_default_manage,
