@@ -74,7 +74,10 @@ def dev_cluster() -> None:
 )
 @click.option("--pods-per-node", type=click.IntRange(min=0), default=4, show_default=True)
 @click.option("--instance-type", default="m5.large", show_default=True)
-def dev_cluster_up(install_crd: bool, nodes: int, pods_per_node: int, instance_type: str) -> None:
+@click.option(
+    "--eks-addon", is_flag=True, help="aws-node as the EKS managed add-on, with a local EKS add-on API endpoint."
+)
+def dev_cluster_up(install_crd: bool, nodes: int, pods_per_node: int, instance_type: str, eks_addon: bool) -> None:
     """Build (once) and start the control plane in the background, with a small fleet; print how to use it."""
     from warmpool_dev.devcluster.cluster import ClusterState, DevCluster, free_port, stop_detached
     from warmpool_dev.e2e.fleet import FleetSpec, start_detached
@@ -91,11 +94,11 @@ def dev_cluster_up(install_crd: bool, nodes: int, pods_per_node: int, instance_t
             crd_file.write_text(render_crd_yaml())
             cluster.install_crd(crd_file, "warmpoolpolicies.warmpool.io")
         if nodes:
-            spec = FleetSpec(nodes=nodes, pods_per_node=pods_per_node, instance_type=instance_type)
+            spec = FleetSpec(nodes=nodes, pods_per_node=pods_per_node, instance_type=instance_type, eks_addon=eks_addon)
             info = start_detached(state, spec)
             click.echo(
                 f"{nodes} KWOK nodes ({instance_type}, {pods_per_node} pods each), aws-node, EC2 at "
-                f"{info.ec2_endpoint_url}",
+                f"{info.ec2_endpoint_url}" + (f", EKS add-on API at {info.eks_endpoint_url}" if eks_addon else ""),
                 err=True,
             )
     except BaseException:

@@ -52,7 +52,7 @@ def test_cli_up_env_down(tmp_path: Path) -> None:
             [sys.executable, "-m", "warmpool.cli", "dev-cluster", *args], env=env, capture_output=True, text=True
         )
 
-    up = warmpool("up", "--nodes=2", "--pods-per-node=3")
+    up = warmpool("up", "--nodes=2", "--pods-per-node=3", "--eks-addon")
     assert up.returncode == 0, up.stderr
     state = ClusterState.load(tmp_path / "warmpool" / "dev-cluster" / "state.json")
     try:
@@ -89,6 +89,22 @@ def test_cli_up_env_down(tmp_path: Path) -> None:
         instances = [i for r in found for i in r["Instances"]]
         assert sorted(i["InstanceId"] for i in instances) == sorted(ids)
         assert {i["InstanceType"] for i in instances} == {"m5.large"}
+        # With --eks-addon, aws-node is the managed add-on's (field manager eks) and its API answers.
+        eks_url = re.search(r"^export WARMPOOL_EKS_ENDPOINT_URL=(\S+)$", exports, re.M)
+        assert eks_url, exports
+        assert "export WARMPOOL_EKS_CLUSTER_NAME=dev" in exports
+        ds = json.loads(
+            kubectl("get", "daemonset", "-n", "kube-system", "aws-node", "-o", "json", "--show-managed-fields")
+        )
+        assert "eks" in {m["manager"] for m in ds["metadata"]["managedFields"]}
+        addon = boto3.client(
+            "eks",
+            endpoint_url=eks_url.group(1),
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).describe_addon(clusterName="dev", addonName="vpc-cni")["addon"]
+        assert addon["status"] == "ACTIVE"
         assert warmpool("up").returncode != 0  # one at a time
     finally:
         down = warmpool("down")

@@ -4,6 +4,7 @@ scripted EKS client."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -20,6 +21,7 @@ from warmpool.apply.addon import (
     schema_problems,
     update_through_addon,
 )
+from warmpool.apply.daemonset import view
 from warmpool.aws.eks import AddonInfo, AddonUnavailable, UpdateInfo
 
 W, M = Variable.WARM_IP_TARGET, Variable.MINIMUM_IP_TARGET
@@ -184,3 +186,12 @@ def test_failed_update_reports_eks_errors() -> None:
     result = update_through_addon(eks, {W: 3}, [], wait_seconds=10, sleep=lambda _: None)
     assert result.status == "Failed"
     assert "ConfigurationConflict" in result.message
+
+
+def test_the_add_on_entries_are_not_foreign_when_writing_through_it() -> None:
+    seen = view(daemonset({"eks": ["WARM_IP_TARGET"], "argocd-controller": ["MINIMUM_IP_TARGET"]}), "aws-node")
+    assert seen.foreign_owners([W, M]) == {"WARM_IP_TARGET": ["eks"], "MINIMUM_IP_TARGET": ["argocd-controller"]}
+    # Through the add-on, eks's entries are ours to set; a GitOps owner still is not.
+    assert dataclasses.replace(seen, writer="eks").foreign_owners([W, M]) == {
+        "MINIMUM_IP_TARGET": ["argocd-controller"]
+    }

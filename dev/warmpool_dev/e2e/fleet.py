@@ -4,7 +4,8 @@ lacks, so that a first `warmpool run` has something to plan from. It holds
 - a moto EC2 server with one subnet and one instance per fake node (the nodes' providerIDs name them),
 - the aws-node DaemonSet, shaped like EKS's,
 - a handful of KWOK nodes with their instance type's real pod capacity, and bound pods on them,
-- a stand-in for the DaemonSet controller that finishes aws-node rollouts.
+- a stand-in for the DaemonSet controller that finishes aws-node rollouts,
+- with `eks_addon`, the local EKS add-on endpoint, which applies aws-node as the vpc-cni managed add-on.
 
 It runs as one detached process (`python -m warmpool_dev.e2e.fleet`) that starts KWOK as its child in its own
 process group, writes what clients need (the EC2 endpoint) to a JSON file once everything is in place, and
@@ -27,10 +28,12 @@ from typing import Any
 from kubernetes import client, config
 
 from warmpool_dev.e2e.ec2 import AWS_ENV, REGION, MotoEc2
+from warmpool_dev.e2e.eks_addon import EksAddonEndpoint
 from warmpool_dev.e2e.kube import aws_node_daemonset, mark_rollout_complete, node_body, pod_body
 from warmpool_dev.e2e.procs import ManagedProcess, kwok_process
 
 DS_NAMESPACE = "kube-system"
+EKS_CLUSTER = "dev"
 WORKLOAD_NAMESPACE = "demo"
 
 
@@ -40,6 +43,7 @@ class FleetSpec:
     pods_per_node: int = 4
     instance_type: str = "m5.large"
     zone: str = "us-east-1a"
+    eks_addon: bool = False  # aws-node comes from a local EKS add-on endpoint (field manager eks)
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,14 @@ class FleetInfo:
     region: str
     nodes: list[str]
     kwok_pid: int
+    eks_endpoint_url: str = ""
 
     def client_env(self) -> dict[str, str]:
-        """What `warmpool run` (and boto3 in a shell) need to reach the fleet's EC2 and nothing real."""
-        return {**AWS_ENV, "WARMPOOL_EC2_ENDPOINT_URL": self.ec2_endpoint_url, "WARMPOOL_AWS_REGION": self.region}
+        """What `warmpool run` (and boto3 in a shell) need to reach the fleet's EC2 (and EKS) and nothing real."""
+        env = {**AWS_ENV, "WARMPOOL_EC2_ENDPOINT_URL": self.ec2_endpoint_url, "WARMPOOL_AWS_REGION": self.region}
+        if self.eks_endpoint_url:
+            env.update(WARMPOOL_EKS_ENDPOINT_URL=self.eks_endpoint_url, WARMPOOL_EKS_CLUSTER_NAME=EKS_CLUSTER)
+        return env
 
 
 def populate(api: client.ApiClient, moto: MotoEc2, spec: FleetSpec) -> list[str]:
@@ -61,7 +69,8 @@ def populate(api: client.ApiClient, moto: MotoEc2, spec: FleetSpec) -> list[str]
     moto.create_network([spec.zone])
     instance_ids = moto.run_instances(spec.instance_type, spec.zone, spec.nodes) if spec.nodes else []
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    apps.create_namespaced_daemon_set(DS_NAMESPACE, aws_node_daemonset(DS_NAMESPACE))
+    if not spec.eks_addon:  # else the add-on endpoint has applied it, as EKS would
+        apps.create_namespaced_daemon_set(DS_NAMESPACE, aws_node_daemonset(DS_NAMESPACE))
     core.create_namespace({"metadata": {"name": WORKLOAD_NAMESPACE}})
     names = []
     for i, instance_id in enumerate(instance_ids):
@@ -98,16 +107,27 @@ def serve(kubeconfig: str, bin_dir: Path, workdir: Path, ready_file: Path, spec:
     api = client.ApiClient(cfg)
     moto = MotoEc2()
     kwok: ManagedProcess | None = None
+    addon: EksAddonEndpoint | None = None
     try:
         moto.start()
         kwok = kwok_process(bin_dir, kubeconfig, workdir).start()
+        if spec.eks_addon:
+            addon = EksAddonEndpoint(api, cluster=EKS_CLUSTER, region=REGION, namespace=DS_NAMESPACE).start()
         names = populate(api, moto, spec)
-        info = FleetInfo(ec2_endpoint_url=moto.endpoint_url, region=REGION, nodes=names, kwok_pid=kwok.pid)
+        info = FleetInfo(
+            ec2_endpoint_url=moto.endpoint_url,
+            region=REGION,
+            nodes=names,
+            kwok_pid=kwok.pid,
+            eks_endpoint_url=addon.endpoint_url if addon else "",
+        )
         tmp = ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(info)))
         tmp.replace(ready_file)  # readers never see half a file
         finish_rollouts(api, len(names), stop)
     finally:
+        if addon is not None:
+            addon.stop()
         if kwok is not None:
             kwok.stop()
         moto.stop()
@@ -127,8 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodes", type=int, default=FleetSpec.nodes)
     parser.add_argument("--pods-per-node", type=int, default=FleetSpec.pods_per_node)
     parser.add_argument("--instance-type", default=FleetSpec.instance_type)
+    parser.add_argument("--eks-addon", action="store_true")
     args = parser.parse_args(argv)
-    spec = FleetSpec(nodes=args.nodes, pods_per_node=args.pods_per_node, instance_type=args.instance_type)
+    spec = FleetSpec(
+        nodes=args.nodes, pods_per_node=args.pods_per_node, instance_type=args.instance_type, eks_addon=args.eks_addon
+    )
     serve(args.kubeconfig, args.bin_dir, args.workdir, args.ready_file, spec)
 
 
@@ -145,6 +168,7 @@ def spawn_args(state: Any, ready_file: Path, spec: FleetSpec) -> list[str]:
         f"--nodes={spec.nodes}",
         f"--pods-per-node={spec.pods_per_node}",
         f"--instance-type={spec.instance_type}",
+        *(["--eks-addon"] if spec.eks_addon else []),
     ]
 
 

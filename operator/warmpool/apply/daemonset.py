@@ -42,16 +42,18 @@ class DaemonSetView:
     generation: int
     container_found: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    # The field manager a write goes through: `eks` when values go through the EKS add-on (its entries are then
+    # not foreign), else warmpool's own.
+    writer: str = FIELD_MANAGER
 
     def plain_env(self) -> dict[str, str]:
         return {k: v.value for k, v in self.env.items() if v.value is not None}
 
-    def foreign_owners(self, variables: Iterable[Variable], writer: str = FIELD_MANAGER) -> dict[str, list[str]]:
-        """Managed variables whose env entry is also owned by a manager that would revert our change (`writer` is
-        the manager our write goes through: `eks` when it goes through the EKS add-on)."""
+    def foreign_owners(self, variables: Iterable[Variable]) -> dict[str, list[str]]:
+        """Managed variables whose env entry is also owned by a manager that would revert our change."""
         found: dict[str, list[str]] = {}
         for v in variables:
-            others = [m for m in self.owners.get(v.value, []) if m not in (FIELD_MANAGER, writer) and _reverts(m)]
+            others = [m for m in self.owners.get(v.value, []) if m not in (FIELD_MANAGER, self.writer) and _reverts(m)]
             if others:
                 found[v.value] = others
         return found

@@ -14,7 +14,7 @@ from typing import Any
 from warmpool.api.v1alpha1 import Variable, WarmPoolPolicySpec, summarize
 from warmpool.apply.addon import ADDON_MANAGER, AddonResult, Route, addon_markers, choose_route, follow_update
 from warmpool.apply.addon import update_through_addon as _update_through_addon
-from warmpool.apply.daemonset import FIELD_MANAGER, DaemonSetView
+from warmpool.apply.daemonset import DaemonSetView
 from warmpool.aws.eks import UPDATE_IN_PROGRESS, AddonUnavailable, EksAddonClient
 
 
@@ -29,10 +29,6 @@ class AddonPass:
     problem: str | None = None
     status: dict[str, Any] | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)
-
-    @property
-    def writer(self) -> str:
-        return ADDON_MANAGER if self.route is Route.EKS_ADDON else FIELD_MANAGER
 
 
 def client(ctx: Any) -> EksAddonClient:
@@ -61,6 +57,7 @@ async def prepare(
     )
     if state.route is Route.DAEMONSET:
         return state, ds_view
+    ds_view = dataclasses.replace(ds_view, writer=ADDON_MANAGER)  # the add-on's own entries are not foreign
     if not addon_target:
         state.problem = f"applyVia EksAddon: the {eks.addon_name} add-on manages {eks.daemonset}, not {target}"
         state.hold = state.problem

@@ -176,7 +176,7 @@ async def reconcile_policy(
                 f"policy {winner[1]} is older and owns {target_key(spec)}" if conflict and winner else "",
             )
         )
-        foreign = ds_view.foreign_owners(spec.managed_variables, writer=addon.writer if addon else "warmpool")
+        foreign = ds_view.foreign_owners(spec.managed_variables)
         blocked_foreign = bool(foreign) and not spec.rollout.allow_foreign_owner
         out.conditions.append(
             ConditionUpdate(
