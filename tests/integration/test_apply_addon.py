@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.fixtures.eks_addon import eks_addon
+from tests.fixtures.eks_addon import eks_addon, eks_client
 from tests.fixtures.moto import MotoEc2
 from tests.integration.test_apply import events_for, live_spec
 from tests.integration.test_eks_addon_endpoint import owners
@@ -91,6 +91,12 @@ def test_addon_owned_env_goes_through_update_addon(
     assert "Applied" in events_for(admin_api, policy)
     status = policy_status(admin_api, policy)
     assert condition(status, "ForeignOwner")["status"] == "False"  # the add-on's entries are ours to set this way
+
+    # The point of the route: a later add-on update, even with OVERWRITE (as for a version upgrade), keeps them.
+    eks_client(eks_addon).update_addon(clusterName="dev", addonName="vpc-cni", resolveConflicts="OVERWRITE")
+    eks_addon.wait_idle()
+    after = container_env(read_aws_node(admin_api, namespace))
+    assert (after["WARM_IP_TARGET"], after["MINIMUM_IP_TARGET"]) == (env["WARM_IP_TARGET"], env["MINIMUM_IP_TARGET"])
 
 
 def test_update_in_progress_holds_the_next_change(
