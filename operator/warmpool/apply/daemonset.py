@@ -49,11 +49,13 @@ class DaemonSetView:
     def plain_env(self) -> dict[str, str]:
         return {k: v.value for k, v in self.env.items() if v.value is not None}
 
-    def foreign_owners(self, variables: Iterable[Variable]) -> dict[str, list[str]]:
-        """Managed variables whose env entry is also owned by a manager that would revert our change."""
+    def foreign_owners(self, variables: Iterable[Variable], writer: str | None = None) -> dict[str, list[str]]:
+        """Managed variables whose env entry is also owned by a manager that would revert our change (`writer`:
+        the manager the write goes through, when not the view's own)."""
+        through = writer or self.writer
         found: dict[str, list[str]] = {}
         for v in variables:
-            others = [m for m in self.owners.get(v.value, []) if m not in (FIELD_MANAGER, self.writer) and _reverts(m)]
+            others = [m for m in self.owners.get(v.value, []) if m not in (FIELD_MANAGER, through) and _reverts(m)]
             if others:
                 found[v.value] = others
         return found

@@ -14,7 +14,7 @@ from typing import Any
 from warmpool.api.v1alpha1 import Variable, WarmPoolPolicySpec, summarize
 from warmpool.apply.addon import ADDON_MANAGER, AddonResult, Route, addon_markers, choose_route, follow_update
 from warmpool.apply.addon import update_through_addon as _update_through_addon
-from warmpool.apply.daemonset import DaemonSetView
+from warmpool.apply.daemonset import FIELD_MANAGER, DaemonSetView
 from warmpool.aws.eks import UPDATE_IN_PROGRESS, AddonUnavailable, EksAddonClient
 
 
@@ -29,6 +29,11 @@ class AddonPass:
     problem: str | None = None
     status: dict[str, Any] | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def writer(self) -> str:
+        """The field manager the write goes through."""
+        return ADDON_MANAGER if self.route is Route.EKS_ADDON else FIELD_MANAGER
 
 
 def client(ctx: Any) -> EksAddonClient:
