@@ -1,12 +1,18 @@
-"""Pure observation: which pods take a VPC IP, node facts, selectors, and the compact pod and node stores."""
+"""Observation without a cluster: which pods take a VPC IP, node facts, selectors, the compact pod and node stores,
+and how a watch stream splits into events."""
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import pytest
+from aiohttp import StreamReader
 
 from warmpool.observe.facts import node_facts, pod_facts, selector_matches, stop_of
+from warmpool.observe.listwatch import lines
 from warmpool.observe.nodestore import NodeStore
 from warmpool.observe.podstore import PodRecord, PodStore, pack_uid, reduce_pod
 
@@ -219,3 +225,13 @@ def test_node_store_keeps_ipamd_nodes_and_relists_whole() -> None:
     assert store.names() == {"n2"}
     store.apply("DELETED", {"metadata": {"name": "n2"}})
     assert len(store) == 0
+
+
+async def test_watch_lines_are_split_however_the_bytes_arrive() -> None:
+    long_line = b'{"type":"ADDED","object":{"x":"' + b"a" * 300_000 + b'"}}'  # longer than aiohttp's readline limit
+    stream = StreamReader(mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop())
+    for chunk in (b'{"a":1}\n{"b"', b":2}\n\n" + long_line[:1000], long_line[1000:], b"\n", b'{"c":3}'):
+        stream.feed_data(chunk)
+    stream.feed_eof()
+    got = [line async for line in lines(SimpleNamespace(content=stream))]  # type: ignore[arg-type]
+    assert got == [b'{"a":1}', b'{"b":2}', b"", long_line, b'{"c":3}']
