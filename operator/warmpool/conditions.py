@@ -38,5 +38,5 @@ def merge_conditions(
             ),
             "observedGeneration": generation,
         }
-    order = ["Ready", "Applied", "DryRun", "Conflict", "SubnetPressure", "Degraded", "ForeignOwner"]
+    order = ["Ready", "Applied", "DryRun", "Conflict", "SubnetPressure", "Degraded", "ForeignOwner", "TargetInvalid"]
     return sorted(by_type.values(), key=lambda c: (order.index(c["type"]) if c["type"] in order else 99, c["type"]))

@@ -1,10 +1,8 @@
-"""Reading the aws-node DaemonSet (env, owners, rollout state), the apply body, and the controller's last checks."""
+"""Reading the aws-node DaemonSet (env, owners, rollout state, image) and the apply body."""
 
 from __future__ import annotations
 
-import copy
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,9 +10,7 @@ import pytest
 from tests.kube import aws_node_daemonset
 from warmpool.api.v1alpha1 import Variable
 from warmpool.apply.daemonset import apply_body, rollout_state, view
-from warmpool.controller.reconcile import _unsafe_result, conflict_winner
-from warmpool.ipamd.limits import InstanceLimits, IpMode
-from warmpool.planner import Decision, GuardReason
+from warmpool.step import conflict_winner
 
 
 def env_fields(*names: str) -> dict[str, Any]:
@@ -51,6 +47,7 @@ def test_view_reads_env_owners_and_warmpools_apply_time() -> None:
     )
     seen = view(ds, "aws-node")
     assert seen.container_found
+    assert seen.image.endswith("amazon-k8s-cni:v1.19.2")
     assert seen.env["MY_NODE_NAME"].value_from
     assert seen.plain_env()["WARM_ENI_TARGET"] == "1"
     assert seen.owners["WARM_IP_TARGET"] == ["eks"]
@@ -103,28 +100,3 @@ def test_oldest_policy_wins_a_conflict() -> None:
         "z",
     )
     assert conflict_winner([]) is None
-
-
-T3_SMALL = InstanceLimits("t3.small", max_enis=3, ipv4_per_eni=4)
-
-
-@pytest.mark.parametrize(
-    ("values", "env", "release", "problem"),
-    [
-        ({Variable.WARM_IP_TARGET: 2, Variable.MINIMUM_IP_TARGET: 5}, {}, [], None),
-        ({Variable.WARM_IP_TARGET: 20}, {}, [], "WARM_IP_TARGET"),
-        ({Variable.MINIMUM_IP_TARGET: 5}, {}, [], "freezes"),
-        # Releasing WARM_IP_TARGET while a MINIMUM_IP_TARGET stays would freeze nodes as well.
-        ({Variable.MINIMUM_IP_TARGET: 5}, {"WARM_IP_TARGET": "2"}, ["WARM_IP_TARGET"], "freezes"),
-    ],
-)
-def test_unsafe_results_are_refused(
-    values: dict[Variable, int], env: dict[str, str], release: list[str], problem: str | None
-) -> None:
-    decision = Decision(True, values, GuardReason.APPLY, "")
-    rec = SimpleNamespace(mode=IpMode.SECONDARY, smallest_instance_type="t3.small")
-    found = _unsafe_result(decision, copy.deepcopy(env), release, rec, {"t3.small": T3_SMALL})  # type: ignore[arg-type]
-    if problem is None:
-        assert found == []
-    else:
-        assert any(problem in p for p in found), found

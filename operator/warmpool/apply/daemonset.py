@@ -41,6 +41,7 @@ class DaemonSetView:
     rollout_message: str
     generation: int
     container_found: bool
+    image: str = ""  # the container's image: tells whether it runs ipamd, and which VPC CNI version
     extra: dict[str, Any] = field(default_factory=dict)
     # The field manager a write goes through: `eks` when values go through the EKS add-on (its entries are then
     # not foreign), else warmpool's own.
@@ -131,6 +132,7 @@ def view(ds: Mapping[str, Any], container: str) -> DaemonSetView:
         rollout_message=message,
         generation=ds.get("metadata", {}).get("generation", 0),
         container_found=found is not None,
+        image=str((found or {}).get("image") or ""),
     )
 
 

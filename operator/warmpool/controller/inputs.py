@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kubernetes import client
 
@@ -16,6 +17,10 @@ from warmpool.ipamd.limits import InstanceLimits
 from warmpool.observe.cluster import ClusterView
 from warmpool.observe.facts import NodeFacts, selector_matches
 from warmpool.snapshot import ClusterSnapshot, NodeInfo, SubnetInfo
+from warmpool.step import Observed
+
+if TYPE_CHECKING:
+    from warmpool.controller.context import OperatorContext
 
 ENICONFIG = ("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs")
 
@@ -126,3 +131,14 @@ def _fetch_ec2(ec2: Ec2Client, api: client.ApiClient, nodes: list[NodeFacts]) ->
 
 async def fetch_ec2(ec2: Ec2Client, api: client.ApiClient, nodes: list[NodeFacts]) -> Ec2Inputs:
     return await asyncio.to_thread(_fetch_ec2, ec2, api, nodes)
+
+
+async def observe_policy(
+    ctx: OperatorContext, spec: v1alpha1.WarmPoolPolicySpec, now: float, lookback: float
+) -> Observed:
+    """Everything the policy step observes, in one call: the selected nodes with `lookback` seconds of pod
+    starts and stops, and their limits and subnets from EC2."""
+    facts = selected_nodes(ctx.cluster, spec.node_selector)
+    ec2 = await fetch_ec2(ctx.ec2, ctx.api, facts)
+    snapshot = build_snapshot(ctx.cluster, facts, ec2.node_subnets, now, lookback)
+    return Observed(snapshot, ec2.limits, ec2.subnets, tuple(ec2.problems), ec2.subnets_known)

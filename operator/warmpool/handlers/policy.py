@@ -49,14 +49,14 @@ async def plan_policy(
     metrics.INDEX_SIZE.labels("pods").set(len(cluster.pods))
     metrics.INDEX_SIZE.labels("pod_events").set(cluster.pods.logged_events)
     cluster.pods.prune(now, live_nodes=cluster.nodes.names())
-    status, events = await reconcile_policy(body=body, ctx=ctx, logger=logger, policy_index=policy_index, now=now)
-    if status:
-        patch.setdefault("status", {}).update(status)
-    for event_type, reason, message in events:
+    result = await reconcile_policy(body=body, ctx=ctx, logger=logger, policy_index=policy_index, now=now)
+    if result.status:
+        patch.setdefault("status", {}).update(result.status)
+    for event in result.events:
         try:
-            await asyncio.to_thread(post_event, ctx.api, body, event_type, reason, message)
+            await asyncio.to_thread(post_event, ctx.api, body, event.type, event.reason, event.message)
         except Exception as error:  # an event lost is not worth failing the plan for
-            logger.warning("could not post event %s: %s", reason, error)
+            logger.warning("could not post event %s: %s", event.reason, error)
 
 
 @kopf.on.probe(id="planning")

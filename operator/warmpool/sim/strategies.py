@@ -7,8 +7,11 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from warmpool.api.v1alpha1 import WarmPoolPolicySpec, parse_duration
+from warmpool import step
+from warmpool.api.v1alpha1 import WarmPoolPolicySpec, parse_duration, summarize
+from warmpool.apply.daemonset import FIELD_MANAGER, DaemonSetView, EnvEntry
 from warmpool.ipamd.env import (
     MINIMUM_IP_TARGET,
     WARM_ENI_TARGET,
@@ -19,7 +22,6 @@ from warmpool.ipamd.env import (
 from warmpool.ipamd.limits import IPS_PER_PREFIX, InstanceLimits, IpMode
 from warmpool.ipamd.safety import unsafe_settings
 from warmpool.ipamd.version import MODELED_VERSION
-from warmpool.planner import ChurnTracker, current_values, decide, plan
 from warmpool.sim.engine import (
     ClosedLoopStrategy,
     ClusterView,
@@ -32,47 +34,79 @@ from warmpool.sim.engine import (
 )
 from warmpool.sim.metrics import NodeFinal, StrategyMetrics
 from warmpool.sim.trace import NodeAdd, NodeRemove, PodStart, PodStop, Trace
+from warmpool.step.status import merge_patch
+
+# The image the simulated aws-node runs: the VPC CNI version the pool model follows.
+SIM_IMAGE = "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v{}.{}.{}".format(*MODELED_VERSION)
+SIM_POLICY = "warmpool-sim"
 
 
 class PlannerStrategy(ClosedLoopStrategy):
-    """warmpool itself: the operator's observe -> plan -> decide loop on the simulated cluster. The cluster
-    starts on AWS's defaults, as a cluster does before warmpool is installed."""
+    """warmpool itself: the operator's policy step (`warmpool.step`) on the simulated cluster, driven as the
+    operator's handler drives it: the status it reports is what the next tick reads, warmpool owns the entries
+    it wrote, and a write costs an aws-node rollout. The cluster starts on AWS's defaults, as a cluster does
+    before warmpool is installed."""
 
     name = "warmpool"
 
-    def __init__(self, spec: WarmPoolPolicySpec | None = None) -> None:
+    def __init__(self, spec: WarmPoolPolicySpec | None = None, image: str = SIM_IMAGE) -> None:
         self.spec = spec or WarmPoolPolicySpec()
         self.interval = parse_duration(self.spec.rollout.interval)
-        window = parse_duration(self.spec.churn.burst_window)
-        # Enough start times for the tracker to see every burst epoch in full between two ticks.
-        self.lookback = max(900.0, 4 * window + self.interval + 30)
-        self.tracker = ChurnTracker(self.spec.churn)
-        self.last_applied: float | None = None
+        self.lookback = step.lookback(self.spec)
+        self.image = image
+        self.memory: step.PolicyMemory | None = None
+        self.status: dict[str, Any] = {}
+        self.owned: set[str] = set()  # the env entries warmpool's field manager owns
+        self.applied_at: float | None = None
+        self.decisions: list[tuple[float, str, str]] = []  # (time, reason, values written or held)
 
     def decide(self, view: ClusterView) -> dict[str, str] | None:
-        spec = self.spec
-        self.tracker.observe(view.snapshot, complete_since=max(0.0, view.now - self.lookback))
-        stats = self.tracker.stats(spec.churn.burst_quantile, view.now)
-        rec = plan(spec, view.snapshot, view.limits, view.subnets, view.env, stats, cni_version=MODELED_VERSION)
-        if not rec.values:
-            return None
-        decision = decide(
-            rec.values,
-            current_values(view.env, rec.values),
-            spec.rollout,
-            now=view.now,
-            last_applied_time=self.last_applied,
-            quiet_since=stats.quiet_since,
-            dry_run=spec.dry_run,
-            paused=spec.paused,
-            rollout_in_progress=view.rollout_in_progress,
-            urgent=rec.subnet_pressure,
-            rescue=rec.rescue,
+        policy = step.PolicyInput(
+            name=SIM_POLICY,
+            generation=1,
+            created="1970-01-01T00:00:00Z",
+            spec=self.spec.model_dump(by_alias=True),
+            status=self.status,
         )
-        if not decision.apply:
+        start = step.begin(policy, self.memory, view.now, history_since=0.0)
+        self.memory = start.memory
+        if isinstance(start, step.Finished):
+            self._keep(start.result)
+            self.decisions.append((view.now, str(start.result.reason or "not_due"), ""))
             return None
-        self.last_applied = view.now
-        return {**view.env, **{k.value: str(v) for k, v in decision.values.items()}}
+        target = self._target(view.env, view.rollout_in_progress)
+        observed = step.Observed(view.snapshot, view.limits, view.subnets)
+        pending = step.decide(start, observed, target, [(policy.created, policy.name)], view.now)
+        new_env: dict[str, str] | None = None
+        outcome: step.Applied | None = None
+        if pending.write is not None:
+            new_env = step.env_after(view.env, pending.write)
+            self.owned = (self.owned - set(pending.write.release)) | {v.value for v in pending.write.values}
+            self.applied_at = view.now
+            outcome = step.Applied(self._target(new_env, True))
+        result = step.report(pending, outcome)
+        self._keep(result)
+        self.decisions.append(
+            (view.now, pending.reason.value, summarize(pending.write.values) if pending.write else "")
+        )
+        return new_env
+
+    def _target(self, env: Mapping[str, str], rollout_in_progress: bool) -> DaemonSetView:
+        return DaemonSetView(
+            env={k: EnvEntry(v) for k, v in env.items()},
+            owners={k: [FIELD_MANAGER] for k in self.owned if k in env},
+            warmpool_applied_at=self.applied_at,
+            rollout_in_progress=rollout_in_progress,
+            rollout_message="",
+            generation=1,
+            container_found=True,
+            image=self.image,
+        )
+
+    def _keep(self, result: step.StepResult) -> None:
+        """What kopf does with the status patch: merged into the stored status the next tick reads."""
+        if result.status:
+            self.status = merge_patch(self.status, result.status)
 
 
 # ----- best static in hindsight -----

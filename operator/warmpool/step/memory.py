@@ -1,0 +1,80 @@
+"""What the step remembers of one policy between calls: the learned churn, the cadence, and which problems it has
+already reported (so each becomes one Event, not one a minute). The caller keeps it and passes it back."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from warmpool.api.v1alpha1 import Churn
+from warmpool.planner import ChurnTracker
+
+NODE_COUNT_SAMPLES = 120  # the scale-out detector looks back minutes, not hours
+
+
+@dataclass
+class PolicyMemory:
+    tracker: ChurnTracker
+    churn: Churn  # the churn spec the tracker was built for; a change rebuilds it
+    complete_since: float  # pod-start history is complete from here on (the observer's start)
+    last_plan: float | None = None
+    node_counts: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=NODE_COUNT_SAMPLES))
+    reported: dict[str, str] = field(default_factory=dict)  # kind of Event -> the last message posted
+
+    def report_once(self, kind: str, message: str | None) -> bool:
+        """True when `message` differs from the last one of this kind (None clears it)."""
+        if message is None:
+            self.reported.pop(kind, None)
+            return False
+        if self.reported.get(kind) == message:
+            return False
+        self.reported[kind] = message
+        return True
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def restore_tracker(checkpoint: Any, churn: Churn) -> tuple[ChurnTracker | None, str | None]:
+    """The tracker a status checkpoint holds, or (None, why) when it cannot be trusted. The checkpoint is
+    whatever the API server accepted (any JSON object), so every field is checked before use."""
+    if not checkpoint:
+        return None, None
+    if not isinstance(checkpoint, Mapping):
+        return None, f"status.checkpoint is a {type(checkpoint).__name__}, not an object"
+    try:
+        tracker = ChurnTracker.from_checkpoint(dict(checkpoint), churn)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
+        return None, f"status.checkpoint is unreadable ({type(error).__name__}: {error})"
+    for name in ("started_at", "last_busy"):
+        value = getattr(tracker, name)
+        if value is not None and not _finite(value):
+            return None, f"status.checkpoint has a bad {name}: {value!r}"
+    for name in ("next_epoch", "last_density_epoch"):
+        value = getattr(tracker, name)
+        if value is not None and not isinstance(value, int):
+            return None, f"status.checkpoint has a bad {name}: {value!r}"
+    hists = (tracker.bursts, tracker.density, *tracker.demand.values())
+    if not all(_finite(h.reference) and _finite(h.half_life) and h.half_life > 0 for h in hists):
+        return None, "status.checkpoint has a histogram with a bad reference time or half-life"
+    return tracker, None
+
+
+def new_memory(
+    status: Mapping[str, Any], churn: Churn, history_since: float, previous: PolicyMemory | None
+) -> tuple[PolicyMemory, str | None]:
+    """Memory for a policy seen for the first time since start (resumed from its checkpoint when it can be
+    read; otherwise learning restarts and the reason is returned), or whose churn spec changed (fresh)."""
+    tracker, problem = restore_tracker(status.get("checkpoint"), churn) if previous is None else (None, None)
+    memory = PolicyMemory(tracker=tracker or ChurnTracker(churn), churn=churn, complete_since=history_since)
+    if previous is not None:
+        memory.last_plan, memory.node_counts, memory.reported = (
+            previous.last_plan,
+            previous.node_counts,
+            previous.reported,
+        )
+    return memory, problem
