@@ -1,15 +1,17 @@
 """Issue 5 on the real apiserver, with the operator's own RBAC identity: what the operator writes to aws-node,
-and every guard that stops it from writing."""
+and every guard that stops it from writing. Each test names the mutation (a guard removed or weakened) it
+catches."""
 
 from __future__ import annotations
 
 import copy
 import json
 import signal
+from datetime import datetime
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
 from tests.fixtures.moto import MotoEc2
 from tests.integration.test_plan_status import (
@@ -26,10 +28,12 @@ from tests.kube import (
     create_bound_pod,
     mark_rollout_complete,
     read_aws_node,
+    rfc3339,
     unique,
     wait_for,
 )
 from tests.operator_proc import OperatorProcess
+from warmpool.api import v1alpha1
 from warmpool_dev.devcluster.cluster import DevCluster
 
 pytestmark = pytest.mark.integration
@@ -146,16 +150,6 @@ def test_applies_exactly_the_managed_entries_then_guards_hold(
     )
     assert final["metadata"]["generation"] == after["metadata"]["generation"] + 1
 
-    # Killed right after that, a new operator finds the values in place and rolls nothing again.
-    run_operator.stop(signal.SIGKILL)
-    mark_rollout_complete(admin_api, namespace)
-    run_operator.start()
-    planned = policy_status(admin_api, policy)["lastPlannedTime"]
-    wait_status(admin_api, policy, run_operator, "two plans after restart", lambda s: s["lastPlannedTime"] > planned)
-    planned = policy_status(admin_api, policy)["lastPlannedTime"]
-    wait_status(admin_api, policy, run_operator, "another plan", lambda s: s["lastPlannedTime"] > planned)
-    assert read_aws_node(admin_api, namespace)["metadata"]["generation"] == final["metadata"]["generation"]
-
 
 def test_eks_owned_entries_are_not_stolen(
     admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
@@ -184,14 +178,24 @@ def test_eks_owned_entries_are_not_stolen(
     policy = unique("foreign")
     create_policy(admin_api, policy, live_spec(namespace, group))
     run_operator.start()
+    # Asserted once learning is over and with a change pending, so no other guard can be what holds it.
+    # Mutations caught: without the guard, an apply without force meets a 409 (an ApplyConflict Event) and one
+    # with force steals the entry (the generation moves).
     status = wait_status(
-        admin_api, policy, run_operator, "ForeignOwner", lambda s: condition(s, "ForeignOwner").get("status") == "True"
+        admin_api,
+        policy,
+        run_operator,
+        "the foreign-owner hold after learning",
+        lambda s: condition(s, "Applied").get("reason") == "ForeignOwner" and learned_for(s) >= 10,
     )
     assert "eks" in condition(status, "ForeignOwner")["message"]
+    assert "owned by another manager" in condition(status, "Applied")["message"]
+    assert status["recommendedSummary"] != "WARM_IP_TARGET=5"  # a change is wanted
     after = read_aws_node(admin_api, namespace)
     assert after["metadata"]["generation"] == generation
     assert container_env(after)["WARM_IP_TARGET"] == "5"
     assert not owned_env(after, "warmpool")
+    assert "ApplyConflict" not in events_for(admin_api, policy)
 
 
 def test_two_policies_on_one_daemonset_conflict(
@@ -200,23 +204,28 @@ def test_two_policies_on_one_daemonset_conflict(
     create_aws_node(admin_api, namespace)
     group = unique("ng")
     eks_nodes(client.CoreV1Api(admin_api), moto_ec2, group, 1)
-    first, second = unique("a-first"), unique("b-second")
-    create_policy(admin_api, first, fast_spec(namespace, group))
-    create_policy(admin_api, second, fast_spec(namespace, group))
+    # The older policy's name sorts last: only the creation time can make it the winner. Mutation caught:
+    # deciding by name (both created in the same second, as before, would hide it).
+    older, younger = unique("z-older"), unique("a-younger")
+    create_policy(admin_api, older, fast_spec(namespace, group))
+    created = policy_body(admin_api, older)["metadata"]["creationTimestamp"]
+    wait_for(lambda: rfc3339() > created, "the clock to pass the older policy's second", timeout=5, every=0.05)
+    create_policy(admin_api, younger, fast_spec(namespace, group))
+    assert policy_body(admin_api, younger)["metadata"]["creationTimestamp"] > created
     run_operator.start()
     loser = wait_status(
         admin_api,
-        second,
+        younger,
         run_operator,
         "Conflict on the younger policy",
         lambda s: condition(s, "Conflict").get("status") == "True",
     )
-    assert first in condition(loser, "Conflict")["message"]
+    assert older in condition(loser, "Conflict")["message"]
     assert condition(loser, "Ready")["status"] == "False"
     assert condition(loser, "Applied")["reason"] == "Conflict"
     winner = wait_status(
         admin_api,
-        first,
+        older,
         run_operator,
         "no Conflict on the older",
         lambda s: condition(s, "Conflict").get("status") == "False",
@@ -250,3 +259,162 @@ def test_missing_daemonset_is_a_condition_and_recovers(
         admin_api, policy, run_operator, "Ready again", lambda s: condition(s, "Ready").get("status") == "True"
     )
     assert condition(healthy, "Degraded")["status"] == "False"
+
+
+def test_kill_9_inside_the_apply_window_neither_loses_nor_repeats_the_change(
+    admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
+) -> None:
+    """SIGKILL the moment the DaemonSet write lands, before the status patch that records it. The restarted
+    operator must learn warmpool's apply time from managedFields and keep the cooldown. Mutation caught: a
+    restart that trusts only status.lastAppliedTime applies the next change at once."""
+    core, apps = client.CoreV1Api(admin_api), client.AppsV1Api(admin_api)
+    create_aws_node(admin_api, namespace)
+    before = read_aws_node(admin_api, namespace)
+    group = unique("ng")
+    nodes, _ = eks_nodes(core, moto_ec2, group, 2)
+    policy = unique("crash")
+    spec = live_spec(namespace, group)
+    spec["rollout"]["cooldown"] = "1h"
+    create_policy(admin_api, policy, spec)
+
+    stream = watch.Watch()
+    run_operator.start()
+    assert run_operator.proc is not None
+    for event in stream.stream(
+        apps.list_namespaced_daemon_set,
+        namespace,
+        resource_version=before["metadata"]["resourceVersion"],
+        timeout_seconds=120,
+    ):
+        if event["object"].metadata.generation > before["metadata"]["generation"]:
+            run_operator.proc.send_signal(signal.SIGKILL)
+            break
+    stream.stop()
+    run_operator.stop(signal.SIGKILL)
+    written = read_aws_node(admin_api, namespace)
+    assert set(container_env(written)) >= MANAGED
+    # Inside the window: the status never heard of the write.
+    assert "lastAppliedTime" not in policy_status(admin_api, policy)
+    mark_rollout_complete(admin_api, namespace)
+    applied_at = next(e["time"] for e in written["metadata"]["managedFields"] if e["manager"] == "warmpool")
+
+    restart = policy_status(admin_api, policy)["lastPlannedTime"]
+    run_operator.start()
+    wait_status(admin_api, policy, run_operator, "a plan after the restart", lambda s: s["lastPlannedTime"] > restart)
+    # A burst after the restart makes the plan want a change; only the cooldown may hold it.
+    for i in range(6):
+        create_bound_pod(core, namespace, f"burst-{i}", nodes[0])
+    held = wait_status(
+        admin_api,
+        policy,
+        run_operator,
+        "the burst held by the cooldown",
+        lambda s: (
+            condition(s, "Applied").get("reason") == "Cooldown"
+            and s.get("recommendedSummary") != s.get("appliedSummary")
+            and learned_for(s) >= 10
+        ),
+    )
+    assert held["lastAppliedTime"] == applied_at
+    assert "applied by warmpool" in held["applied"]["WARM_IP_TARGET"]["reason"]
+    after = read_aws_node(admin_api, namespace)
+    assert after["metadata"]["generation"] == written["metadata"]["generation"]
+    assert container_env(after) == container_env(written)
+
+
+def test_dry_run_never_writes_and_a_release_waits_like_any_change(
+    admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
+) -> None:
+    """warmpool owns MINIMUM_IP_TARGET from an older spec; the policy now manages WARM_IP_TARGET only, so that
+    entry is released. Mutations caught: a release that skips the rollout guard (written during the rollout)
+    or dry run (written under dryRun: true)."""
+    apps = client.AppsV1Api(admin_api)
+    create_aws_node(admin_api, namespace)
+    owned = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "aws-node", "namespace": namespace},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "aws-node",
+                            "env": [
+                                {"name": "MINIMUM_IP_TARGET", "value": "3"},
+                                {"name": "WARM_IP_TARGET", "value": "1"},
+                            ],
+                        }
+                    ]
+                }
+            }
+        },
+    }
+    apps.patch_namespaced_daemon_set(
+        "aws-node", namespace, owned, field_manager="warmpool", _content_type="application/apply-patch+yaml"
+    )
+    pending_rollout = read_aws_node(admin_api, namespace)  # the DaemonSet controller has not caught up
+    group = unique("ng")
+    eks_nodes(client.CoreV1Api(admin_api), moto_ec2, group, 1)
+    policy = unique("release")
+    create_policy(admin_api, policy, live_spec(namespace, group, manage=[{"name": "WARM_IP_TARGET"}]))
+    run_operator.start()
+
+    wait_status(
+        admin_api,
+        policy,
+        run_operator,
+        "the release held by the rollout",
+        lambda s: condition(s, "Applied").get("reason") == "RolloutInProgress",
+    )
+    assert (
+        read_aws_node(admin_api, namespace)["metadata"]["resourceVersion"]
+        == pending_rollout["metadata"]["resourceVersion"]
+    )
+
+    set_spec(admin_api, policy, {"dryRun": True})
+    mark_rollout_complete(admin_api, namespace)
+    untouched = read_aws_node(admin_api, namespace)
+    dry = wait_status(
+        admin_api,
+        policy,
+        run_operator,
+        "dry run reporting the release",
+        lambda s: "release MINIMUM_IP_TARGET" in condition(s, "DryRun").get("message", ""),
+    )
+    planned = dry["lastPlannedTime"]
+    wait_status(admin_api, policy, run_operator, "another plan", lambda s: s["lastPlannedTime"] > planned)
+    now = read_aws_node(admin_api, namespace)
+    assert now["metadata"]["resourceVersion"] == untouched["metadata"]["resourceVersion"]
+    assert container_env(now)["MINIMUM_IP_TARGET"] == "3"
+
+    set_spec(admin_api, policy, {"dryRun": False})
+    released = wait_for(
+        lambda: (ds := read_aws_node(admin_api, namespace)) and "MINIMUM_IP_TARGET" not in container_env(ds) and ds,
+        "the release once live",
+        timeout=60,
+    )
+    assert "WARM_IP_TARGET" in container_env(released)
+    assert owned_env(released, "warmpool") == {"aws-node/WARM_IP_TARGET"}
+
+
+def learned_for(status: dict[str, Any]) -> float:
+    """Seconds between the start of learning (in the checkpoint) and the last plan."""
+    started = (status.get("checkpoint") or {}).get("startedAt")
+    planned = status.get("lastPlannedTime")
+    if started is None or not planned:
+        return 0.0
+    return datetime.fromisoformat(planned.replace("Z", "+00:00")).timestamp() - float(started)
+
+
+def policy_body(api: client.ApiClient, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = client.CustomObjectsApi(api).get_cluster_custom_object(
+        v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, name
+    )
+    return body
+
+
+def set_spec(api: client.ApiClient, name: str, spec: dict[str, Any]) -> None:
+    client.CustomObjectsApi(api).patch_cluster_custom_object(
+        v1alpha1.GROUP, v1alpha1.VERSION, v1alpha1.PLURAL, name, {"spec": spec}
+    )

@@ -255,6 +255,7 @@ def test_a_malformed_checkpoint_is_discarded_with_an_event_and_learning_restarts
     assert tick.memory is not None
     assert tick.memory.tracker.started_at == NOW
     assert result.reason is Reason.LEARNING
+    assert "learning restarted: status.checkpoint" in result.message  # the Applied condition says why
     assert result.status["checkpoint"]["startedAt"] == NOW  # a good one replaces it
 
 

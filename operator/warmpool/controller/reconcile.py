@@ -137,8 +137,8 @@ def _api_problem(error: client.ApiException, verb: str, namespace: str, name: st
         return (
             "Forbidden",
             f"the operator may not {verb} daemonsets.apps {namespace}/{name}: grant its ServiceAccount "
-            f'"{verb}" on resource "daemonsets" in API group "apps" for {namespace}/{name} (the ClusterRole '
-            "in deploy/ patches only DaemonSets named aws-node)",
+            f'"{verb}" on resource "daemonsets" in API group "apps" for {namespace}/{name} (a Role in '
+            f"{namespace}: Helm value rbac.targets or the kustomize custom-target overlay)",
         )
     return "Unreachable", f"{verb} DaemonSet {namespace}/{name} failed: HTTP {error.status} {error.reason}"
 

@@ -163,7 +163,7 @@ def decide(
     from_refs = value_from(view, [v.value for v in spec.managed_variables])
     if from_refs:
         problems.append(f"{', '.join(from_refs)} set with valueFrom: remove it there or stop managing it")
-    release = released(view, spec.managed_variables)
+    release = pending.release = released(view, spec.managed_variables)
 
     def hold(reason: Reason, message: str) -> Pending:
         pending.reason, pending.message = reason, message
@@ -213,7 +213,8 @@ def decide(
             return hold(Reason.INPUTS_UNKNOWN, "nothing to plan from")
         learning_left = _learning_left(memory, spec, now)
         if learning_left > 0:
-            return hold(Reason.LEARNING, f"still learning the churn pattern ({learning_left:.0f}s left)")
+            why = f"; learning restarted: {memory.restarted_because}" if memory.restarted_because else ""
+            return hold(Reason.LEARNING, f"still learning the churn pattern ({learning_left:.0f}s left){why}")
 
     ref = spec.target_ref
     write = Write(ref.namespace, ref.name, ref.container, values, release, force=not blocked_foreign)
@@ -380,6 +381,7 @@ def report(pending: Pending, outcome: Outcome) -> StepResult:
         )
         fields.update(st.applied_status(current, view.owners, view.warmpool_applied_at if not wrote else now))
         in_sync = bool(rec.values) and all(current.get(v) == n for v, n in rec.values.items())
+        in_sync = in_sync and (wrote or not pending.release)  # a release still to make is a change to make
         applied_reason = "InSync" if in_sync else (Reason.APPLY.camel if wrote else reason.camel)
         conditions.append(ConditionUpdate("Applied", in_sync, applied_reason, applied_message))
     else:
@@ -391,10 +393,7 @@ def report(pending: Pending, outcome: Outcome) -> StepResult:
         events.append(Event("Warning", "Degraded", "; ".join(problems)))
     elif not problems:
         memory.report_once("Degraded", None)
-    if problems:
-        conditions.append(ConditionUpdate("Degraded", True, "DependencyProblem", "; ".join(problems)))
-    conditions.append(ConditionUpdate("Degraded", False, "Healthy", ""))
-    conditions = _dedupe(conditions)
+    conditions = _merge_degraded(conditions, problems)
     problem = next((c for c in conditions if c.type in _NOT_READY and c.status), None)
     ready_message = f"{rec.nodes} nodes, {rec.pods} pods with VPC IPs; {applied_message}"
     conditions.append(
@@ -419,6 +418,19 @@ def report(pending: Pending, outcome: Outcome) -> StepResult:
 
 def _has(conditions: Iterable[ConditionUpdate], kind: str) -> bool:
     return any(c.type == kind and c.status for c in conditions)
+
+
+def _merge_degraded(conditions: list[ConditionUpdate], problems: list[str]) -> list[ConditionUpdate]:
+    """One Degraded condition naming every problem: the specific ones first (their reason wins), then the
+    dependency problems."""
+    found = [c for c in conditions if c.type == C.DEGRADED.value and c.status]
+    messages = [c.message for c in found] + problems
+    rest = [c for c in conditions if c.type != C.DEGRADED.value]
+    if not messages:
+        default = next((c for c in conditions if c.type == C.DEGRADED.value), None)
+        return _dedupe([*rest, default or ConditionUpdate("Degraded", False, "Healthy", "")])
+    reason = found[0].reason if found else "DependencyProblem"
+    return _dedupe([*rest, ConditionUpdate("Degraded", True, reason, "; ".join(dict.fromkeys(messages)))])
 
 
 def _dedupe(conditions: list[ConditionUpdate]) -> list[ConditionUpdate]:

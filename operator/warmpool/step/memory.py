@@ -23,6 +23,7 @@ class PolicyMemory:
     last_plan: float | None = None
     node_counts: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=NODE_COUNT_SAMPLES))
     reported: dict[str, str] = field(default_factory=dict)  # kind of Event -> the last message posted
+    restarted_because: str | None = None  # why learning started over instead of resuming the checkpoint
 
     def report_once(self, kind: str, message: str | None) -> bool:
         """True when `message` differs from the last one of this kind (None clears it)."""
@@ -71,6 +72,7 @@ def new_memory(
     read; otherwise learning restarts and the reason is returned), or whose churn spec changed (fresh)."""
     tracker, problem = restore_tracker(status.get("checkpoint"), churn) if previous is None else (None, None)
     memory = PolicyMemory(tracker=tracker or ChurnTracker(churn), churn=churn, complete_since=history_since)
+    memory.restarted_because = problem
     if previous is not None:
         memory.last_plan, memory.node_counts, memory.reported = (
             previous.last_plan,

@@ -185,3 +185,4 @@ class Pending:
     status: dict[str, Any] = field(default_factory=dict)
     current: dict[Variable, int] = field(default_factory=dict)
     held_values: dict[Variable, int] = field(default_factory=dict)  # what a hold would have written
+    release: tuple[str, ...] = ()  # entries warmpool owns that the policy no longer manages

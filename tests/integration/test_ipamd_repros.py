@@ -1,0 +1,119 @@
+"""The two repros of issue 12 on the real apiserver: aws-node env that Python and Go read differently. Whatever the
+operator writes must be safe as ipamd and the aws-node entrypoint read the whole env, the status must show the
+mode ipamd runs, and the conditions must say why."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.fixtures.moto import MotoEc2
+from tests.integration.test_apply import live_spec
+from tests.integration.test_plan_status import condition, create_policy, eks_nodes, wait_status
+from tests.kube import AWS_NODE_ENV, aws_node_daemonset, create_bound_pod, mark_rollout_complete, unique
+from tests.operator_proc import OperatorProcess
+from warmpool.aws.instance_table import FALLBACK_LIMITS
+from warmpool.ipamd.env import ENABLE_PREFIX_DELEGATION, TARGET_NAMES, mode_from_env, parse_env, unsafe_settings
+from warmpool.ipamd.limits import IpMode
+
+pytestmark = pytest.mark.integration
+
+M5_LARGE = FALLBACK_LIMITS["m5.large"]
+
+
+def aws_node_with(
+    api: client.ApiClient, namespace: str, env: dict[str, str], image: str | None = None
+) -> dict[str, Any]:
+    entries = [dict(e) for e in AWS_NODE_ENV if e["name"] not in env and e["name"] not in TARGET_NAMES]
+    entries += [{"name": k, "value": v} for k, v in env.items()]
+    body = aws_node_daemonset(namespace, env=entries)
+    if image:
+        body["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    client.AppsV1Api(api).create_namespaced_daemon_set(namespace, body)
+    mark_rollout_complete(api, namespace)
+    return body
+
+
+def env_now(api: client.ApiClient, namespace: str) -> dict[str, str]:
+    ds = client.AppsV1Api(api).read_namespaced_daemon_set("aws-node", namespace)
+    container = next(c for c in ds.spec.template.spec.containers if c.name == "aws-node")
+    return {e.name: e.value for e in container.env or [] if e.value is not None}
+
+
+def burst_on_one_node(core: client.CoreV1Api, namespace: str, node: str, pods: int) -> None:
+    """`pods` pods bound to one node within the same second."""
+    at = time.time()
+    for i in range(pods):
+        create_bound_pod(core, namespace, f"burst-{i}", node, scheduled_at=at)
+
+
+def settle(api: client.ApiClient, policy: str, operator: OperatorProcess, burst: int) -> dict[str, Any]:
+    """The status once the burst is learned and two more plans have passed (any change had its chance)."""
+    status = wait_status(
+        api, policy, operator, f"the burst of {burst}", lambda s: (s.get("burst") or {}).get("max") == burst
+    )
+    for _ in range(2):
+        planned = status["lastPlannedTime"]
+        status = wait_status(api, policy, operator, "another plan", lambda s: s["lastPlannedTime"] > planned)
+    return status
+
+
+def assert_safe_for_ipamd(env: dict[str, str], mode: IpMode) -> None:
+    assert mode_from_env(env) is mode
+    targets = {k: env[k] for k in TARGET_NAMES if k in env}
+    assert unsafe_settings(parse_env(env), mode, M5_LARGE, env=targets) == []
+    if mode is IpMode.PREFIX:  # the aws-node entrypoint compares the three targets as strings
+        assert not all(env.get(k, "0") <= "0" for k in ("WARM_PREFIX_TARGET", "WARM_IP_TARGET", "MINIMUM_IP_TARGET"))
+
+
+def test_prefix_delegation_written_as_1_is_prefix_mode(
+    admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
+) -> None:
+    """ENABLE_PREFIX_DELEGATION="1" is true for Go's ParseBool: prefix mode. Mutation caught: planning for
+    secondary-IP mode and writing WARM_IP_TARGET=0,MINIMUM_IP_TARGET=0 (aws-node would not start)."""
+    core = client.CoreV1Api(admin_api)
+    aws_node_with(admin_api, namespace, {ENABLE_PREFIX_DELEGATION: "1", "WARM_IP_TARGET": "3"})
+    group = unique("ng")
+    (node,), _ = eks_nodes(core, moto_ec2, group, 1)
+    policy = unique("pd-1")
+    create_policy(admin_api, policy, live_spec(namespace, group, mode="Auto"))
+    run_operator.start()
+    wait_status(admin_api, policy, run_operator, "the first plan", lambda s: s.get("nodes") == 1)
+    burst_on_one_node(core, namespace, node, 15)
+    status = settle(admin_api, policy, run_operator, 15)
+    assert status["mode"] == "Prefix"
+    env = env_now(admin_api, namespace)
+    assert_safe_for_ipamd(env, IpMode.PREFIX)
+    applied = condition(status, "Applied")
+    assert applied["message"]  # what was applied, or why not
+    if env.get("WARM_IP_TARGET") == "3" and "MINIMUM_IP_TARGET" not in env:  # nothing written: the status says why
+        assert applied["reason"] != "InSync"
+    assert "Traceback" not in run_operator.logs()
+
+
+def test_prefix_delegation_with_a_leading_space_is_secondary_mode_on_an_old_cni(
+    admin_api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, run_operator: OperatorProcess
+) -> None:
+    """ENABLE_PREFIX_DELEGATION=" true" is not a Go boolean: ipamd runs secondary-IP mode. On a VPC CNI before
+    v1.12.0 a WARM_IP_TARGET above one ENI's IPs (9 on m5.large) makes new ENIs take minutes (#1872).
+    Mutation caught: planning for prefix mode and writing WARM_IP_TARGET=16."""
+    core = client.CoreV1Api(admin_api)
+    old_cni = "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.11.4-eksbuild.1"
+    aws_node_with(admin_api, namespace, {ENABLE_PREFIX_DELEGATION: " true", "WARM_ENI_TARGET": "1"}, image=old_cni)
+    group = unique("ng")
+    (node,), _ = eks_nodes(core, moto_ec2, group, 1)
+    policy = unique("pd-space")
+    create_policy(admin_api, policy, live_spec(namespace, group, mode="Auto"))
+    run_operator.start()
+    wait_status(admin_api, policy, run_operator, "the first plan", lambda s: s.get("nodes") == 1)
+    burst_on_one_node(core, namespace, node, 15)
+    status = settle(admin_api, policy, run_operator, 15)
+    assert status["mode"] == "SecondaryIP"
+    env = env_now(admin_api, namespace)
+    assert_safe_for_ipamd(env, IpMode.SECONDARY)
+    assert int(env.get("WARM_IP_TARGET", "0")) <= M5_LARGE.ips_per_eni(IpMode.SECONDARY)
+    assert condition(status, "Applied")["message"]
+    assert "Traceback" not in run_operator.logs()
