@@ -56,9 +56,12 @@ def settle(api: client.ApiClient, policy: str, operator: OperatorProcess, burst:
         api, policy, operator, f"the burst of {burst}", lambda s: (s.get("burst") or {}).get("max") == burst
     )
     for _ in range(2):
-        planned = status["lastPlannedTime"]
-        status = wait_status(api, policy, operator, "another plan", lambda s: s["lastPlannedTime"] > planned)
+        status = wait_status(api, policy, operator, "another plan", later_than(status["lastPlannedTime"]))
     return status
+
+
+def later_than(planned: str) -> Any:
+    return lambda s: s["lastPlannedTime"] > planned
 
 
 def assert_safe_for_ipamd(env: dict[str, str], mode: IpMode) -> None:

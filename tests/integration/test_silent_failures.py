@@ -12,7 +12,7 @@ from kubernetes import client
 from tests.fixtures.moto import MotoEc2
 from tests.integration.test_apply import events_for
 from tests.integration.test_plan_status import condition, create_policy, eks_nodes, fast_spec, wait_status
-from tests.kube import AWS_NODE_ENV, aws_node_daemonset, ensure_namespace, mark_rollout_complete, unique
+from tests.kube import AWS_NODE_ENV, aws_node_daemonset, ensure_namespace, grant_target, mark_rollout_complete, unique
 from tests.operator_proc import OperatorProcess
 from warmpool.api import v1alpha1
 
@@ -34,6 +34,27 @@ def create_daemonset(
     return generation
 
 
+def grant(api: client.ApiClient, namespace: str, name: str, verbs: list[str]) -> None:
+    """A Role letting the operator's ServiceAccount use DaemonSet `name`, as a user would add for a target."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    role = f"warmpool-{name}"
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": role},
+            "rules": [{"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": [name], "verbs": verbs}],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "warmpool-operator", "namespace": "kube-system"}],
+        },
+    )
+
+
 def spec_for(namespace: str, name: str, container: str, group: str, **overrides: Any) -> dict[str, Any]:
     spec = fast_spec(namespace, group, **overrides)
     spec["targetRef"] = {"namespace": namespace, "name": name, "container": container}
@@ -49,6 +70,7 @@ def test_every_accepted_input_becomes_a_condition_and_an_event(
     others = [unique("t") for _ in range(2)]
     for ns in others:
         ensure_namespace(core, ns)
+        grant_target(admin_api, ns)
 
     # 1. A malformed checkpoint (the schema lets any object through): discarded with an Event, learning restarts
     #    and the Applied condition says why. Mutation caught: restoring without the checks (AttributeError).
@@ -80,8 +102,9 @@ def test_every_accepted_input_becomes_a_condition_and_an_event(
         spec_for(others[0], "aws-node", "aws-node", group, mode="SecondaryIP", manage=[{"name": "WARM_ENI_TARGET"}]),
     )
 
-    # 3 and 4. Targets that are not ipamd: kube-proxy, and the node agent beside ipamd in aws-node. Mutation
-    #    caught: planning for (and writing) any container.
+    # 3 and 4. Targets that are not ipamd, though RBAC lets the operator patch them: kube-proxy, and the node
+    #    agent beside ipamd in aws-node. Mutation caught: planning for (and writing) any container.
+    grant(admin_api, namespace, "kube-proxy", ["get", "patch"])
     proxy = unique("kube-proxy")
     proxy_generation = create_daemonset(
         admin_api, namespace, "kube-proxy", image="registry.k8s.io/kube-proxy:v1.31.0", env=[]
@@ -91,8 +114,9 @@ def test_every_accepted_input_becomes_a_condition_and_an_event(
     agent_generation = create_daemonset(admin_api, others[1], "aws-node")
     create_policy(admin_api, agent, spec_for(others[1], "aws-node", "aws-eks-nodeagent", group, dryRun=False))
 
-    # 5. An ipamd DaemonSet the operator's RBAC may read but not patch (only DaemonSets named aws-node): the
-    #    condition names the missing permission. Mutation caught: letting the ApiException escape.
+    # 5. An ipamd DaemonSet the operator's RBAC may read but not patch: the condition names the missing
+    #    permission. Mutation caught: letting the ApiException escape (a traceback every interval).
+    grant(admin_api, namespace, "aws-node-canary", ["get"])
     forbidden = unique("canary")
     create_daemonset(admin_api, namespace, "aws-node-canary")
     create_policy(

@@ -33,6 +33,7 @@ PURE_MODULES = [
     "warmpool.sim.strategies",
     "warmpool.sim.scenarios",
     "warmpool.sim.trace",
+    "warmpool.step",
 ]
 
 

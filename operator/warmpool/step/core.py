@@ -213,8 +213,8 @@ def decide(
             return hold(Reason.INPUTS_UNKNOWN, "nothing to plan from")
         learning_left = _learning_left(memory, spec, now)
         if learning_left > 0:
-            why = f"; learning restarted: {memory.restarted_because}" if memory.restarted_because else ""
-            return hold(Reason.LEARNING, f"still learning the churn pattern ({learning_left:.0f}s left){why}")
+            restarted = f"; learning restarted: {memory.restarted_because}" if memory.restarted_because else ""
+            return hold(Reason.LEARNING, f"still learning the churn pattern ({learning_left:.0f}s left){restarted}")
 
     ref = spec.target_ref
     write = Write(ref.namespace, ref.name, ref.container, values, release, force=not blocked_foreign)
