@@ -271,7 +271,7 @@ def test_kill_9_inside_the_apply_window_neither_loses_nor_repeats_the_change(
     create_aws_node(admin_api, namespace)
     before = read_aws_node(admin_api, namespace)
     group = unique("ng")
-    nodes, _ = eks_nodes(core, moto_ec2, group, 2)
+    eks_nodes(core, moto_ec2, group, 2)
     policy = unique("crash")
     spec = live_spec(namespace, group)
     spec["rollout"]["cooldown"] = "1h"
@@ -301,14 +301,14 @@ def test_kill_9_inside_the_apply_window_neither_loses_nor_repeats_the_change(
     restart = policy_status(admin_api, policy)["lastPlannedTime"]
     run_operator.start()
     wait_status(admin_api, policy, run_operator, "a plan after the restart", lambda s: s["lastPlannedTime"] > restart)
-    # A burst after the restart makes the plan want a change; only the cooldown may hold it.
-    for i in range(6):
-        create_bound_pod(core, namespace, f"burst-{i}", nodes[0])
+    # A higher floor for WARM_IP_TARGET makes the plan want a change (not a rescue: no pod waits); only the
+    # cooldown may hold it.
+    set_spec(admin_api, policy, {"manage": [{"name": "WARM_IP_TARGET", "min": 4}, {"name": "MINIMUM_IP_TARGET"}]})
     held = wait_status(
         admin_api,
         policy,
         run_operator,
-        "the burst held by the cooldown",
+        "the new floor held by the cooldown",
         lambda s: (
             condition(s, "Applied").get("reason") == "Cooldown"
             and s.get("recommendedSummary") != s.get("appliedSummary")
