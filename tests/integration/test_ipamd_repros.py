@@ -104,7 +104,7 @@ def test_prefix_delegation_with_a_leading_space_is_secondary_mode_on_an_old_cni(
     v1.12.0 a WARM_IP_TARGET above one ENI's IPs (9 on m5.large) makes new ENIs take minutes (#1872).
     Mutation caught: planning for prefix mode and writing WARM_IP_TARGET=16."""
     core = client.CoreV1Api(admin_api)
-    old_cni = "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.11.4-eksbuild.1"
+    old_cni = "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.10.4-eksbuild.1"
     aws_node_with(admin_api, namespace, {ENABLE_PREFIX_DELEGATION: " true", "WARM_ENI_TARGET": "1"}, image=old_cni)
     group = unique("ng")
     (node,), _ = eks_nodes(core, moto_ec2, group, 1)

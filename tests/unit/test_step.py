@@ -301,7 +301,7 @@ def test_fit_status_leaves_out_what_the_schema_refuses() -> None:
     ("image", "env", "ipamd"),
     [
         (IMAGE, {}, True),
-        ("602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.11.4-eksbuild.1", {}, True),
+        ("602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.10.4-eksbuild.1", {}, True),
         ("my-mirror.example/aws-node@sha256:abc", {}, True),
         ("registry.k8s.io/kube-proxy:v1.31.0", {"KUBE_PROXY_MODE": "iptables"}, False),
         ("602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon/aws-network-policy-agent:v1.1.0", {}, False),
