@@ -16,12 +16,16 @@ from tests.integration.test_plan_status import condition, create_policy, eks_nod
 from tests.kube import AWS_NODE_ENV, aws_node_daemonset, create_bound_pod, mark_rollout_complete, unique
 from tests.operator_proc import OperatorProcess
 from warmpool.aws.instance_table import FALLBACK_LIMITS
-from warmpool.ipamd.env import ENABLE_PREFIX_DELEGATION, TARGET_NAMES, mode_from_env, parse_env, unsafe_settings
+from warmpool.ipamd.entrypoint import start_refusals
+from warmpool.ipamd.env import ENABLE_PREFIX_DELEGATION, TARGET_NAMES, mode_from_env
 from warmpool.ipamd.limits import IpMode
+from warmpool.ipamd.safety import check_env
+from warmpool.ipamd.version import cni_version_from_image
 
 pytestmark = pytest.mark.integration
 
 M5_LARGE = FALLBACK_LIMITS["m5.large"]
+IMAGE = aws_node_daemonset()["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 def aws_node_with(
@@ -64,12 +68,11 @@ def later_than(planned: str) -> Any:
     return lambda s: s["lastPlannedTime"] > planned
 
 
-def assert_safe_for_ipamd(env: dict[str, str], mode: IpMode) -> None:
+def assert_safe_for_ipamd(env: dict[str, str], mode: IpMode, image: str | None = None) -> None:
+    """As ipamd and the aws-node entrypoint read the whole env on m5.large, with this image's VPC CNI."""
     assert mode_from_env(env) is mode
-    targets = {k: env[k] for k in TARGET_NAMES if k in env}
-    assert unsafe_settings(parse_env(env), mode, M5_LARGE, env=targets) == []
-    if mode is IpMode.PREFIX:  # the aws-node entrypoint compares the three targets as strings
-        assert not all(env.get(k, "0") <= "0" for k in ("WARM_PREFIX_TARGET", "WARM_IP_TARGET", "MINIMUM_IP_TARGET"))
+    assert start_refusals(env) == []
+    assert check_env(env, [M5_LARGE], cni_version_from_image(image)).messages() == []
 
 
 def test_prefix_delegation_written_as_1_is_prefix_mode(
@@ -89,7 +92,7 @@ def test_prefix_delegation_written_as_1_is_prefix_mode(
     status = settle(admin_api, policy, run_operator, 15)
     assert status["mode"] == "Prefix"
     env = env_now(admin_api, namespace)
-    assert_safe_for_ipamd(env, IpMode.PREFIX)
+    assert_safe_for_ipamd(env, IpMode.PREFIX, IMAGE)
     applied = condition(status, "Applied")
     assert applied["message"]  # what was applied, or why not
     if env.get("WARM_IP_TARGET") == "3" and "MINIMUM_IP_TARGET" not in env:  # nothing written: the status says why
@@ -116,7 +119,7 @@ def test_prefix_delegation_with_a_leading_space_is_secondary_mode_on_an_old_cni(
     status = settle(admin_api, policy, run_operator, 15)
     assert status["mode"] == "SecondaryIP"
     env = env_now(admin_api, namespace)
-    assert_safe_for_ipamd(env, IpMode.SECONDARY)
+    assert_safe_for_ipamd(env, IpMode.SECONDARY, old_cni)
     assert int(env.get("WARM_IP_TARGET", "0")) <= M5_LARGE.ips_per_eni(IpMode.SECONDARY)
     assert condition(status, "Applied")["message"]
     assert "Traceback" not in run_operator.logs()
