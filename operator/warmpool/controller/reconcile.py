@@ -4,6 +4,7 @@ module only does the I/O around it (the DaemonSet, the write, metrics) and never
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -133,6 +134,11 @@ def _addon_hint(ctx: OperatorContext) -> str:
 
 def _api_problem(error: client.ApiException, verb: str, namespace: str, name: str) -> tuple[str, str]:
     """(condition reason, message) for an API error on the target; a 403 names the permission to grant."""
+    denial = _server_message(error)
+    if error.status == 403 and "ValidatingAdmissionPolicy" in denial:
+        # RBAC allowed the write and an admission policy refused it: the server's message names the rule and
+        # the field; advice to grant RBAC would be wrong.
+        return "AdmissionDenied", f"{verb} DaemonSet {namespace}/{name} refused by an admission policy: {denial}"
     if error.status == 403:
         return (
             "Forbidden",
@@ -141,6 +147,16 @@ def _api_problem(error: client.ApiException, verb: str, namespace: str, name: st
             f"{namespace}: Helm value rbac.targets or the kustomize custom-target overlay)",
         )
     return "Unreachable", f"{verb} DaemonSet {namespace}/{name} failed: HTTP {error.status} {error.reason}"
+
+
+def _server_message(error: client.ApiException) -> str:
+    """The `message` of the API server's Status body, or "" when the body is not one."""
+    try:
+        body = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return message if isinstance(message, str) else ""
 
 
 def _record_metrics(name: str, result: step.StepResult, seconds: float, now: float) -> None:
