@@ -17,6 +17,9 @@ from warmpool.ipamd.env import go_atoi
 
 
 class GuardReason(StrEnum):
+    """Why a policy step writes or holds: one label value per decision for metrics, and the Applied condition's
+    reason in CamelCase. The guards here give the first eight; the rest depend on the live objects."""
+
     APPLY = "apply"
     PAUSED = "paused"
     NO_CHANGE = "no_change"
@@ -30,7 +33,14 @@ class GuardReason(StrEnum):
     FOREIGN_OWNER = "foreign_owner"
     VALUE_FROM = "value_from"
     INPUTS_UNKNOWN = "inputs_unknown"
+    LEARNING = "learning"
+    TARGET_INVALID = "target_invalid"
+    TARGET_UNREADABLE = "target_unreadable"
     UNSAFE = "unsafe"
+
+    @property
+    def camel(self) -> str:
+        return self.value.title().replace("_", "")
 
 
 # Variables for which ipamd reads an absent entry as a value: writing that value changes nothing on a node,

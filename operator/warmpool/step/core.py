@@ -194,7 +194,7 @@ def decide(
         message = base.message
         if base.reason is GuardReason.ROLLOUT_IN_PROGRESS and view.rollout_message:
             message = f"{message}: {view.rollout_message}"  # which rollout (aws-node, or an add-on update)
-        return hold(Reason(base.reason.value), message)
+        return hold(base.reason, message)
     else:
         values = dict(base.values)
     pending.held_values = values

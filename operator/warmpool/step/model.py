@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, NamedTuple
 
 from warmpool.api.v1alpha1 import Variable, WarmPoolPolicySpec
@@ -13,34 +12,12 @@ from warmpool.apply.daemonset import FIELD_MANAGER, DaemonSetView
 from warmpool.conditions import ConditionUpdate
 from warmpool.ipamd.limits import InstanceLimits
 from warmpool.planner import Recommendation
+from warmpool.planner.guards import GuardReason
 from warmpool.snapshot import ClusterSnapshot, SubnetInfo
 from warmpool.step.memory import PolicyMemory
 
-
-class Reason(StrEnum):
-    """Why the step writes or holds; one label value per decision for metrics, and the Applied condition's
-    reason in CamelCase. The planner's guards give the first eight; the rest depend on the live objects."""
-
-    APPLY = "apply"
-    PAUSED = "paused"
-    NO_CHANGE = "no_change"
-    DEAD_BAND = "dead_band"
-    ROLLOUT_IN_PROGRESS = "rollout_in_progress"
-    COOLDOWN = "cooldown"
-    NOT_QUIET = "not_quiet"
-    DRY_RUN = "dry_run"
-    CONFLICT = "conflict"
-    FOREIGN_OWNER = "foreign_owner"
-    VALUE_FROM = "value_from"
-    INPUTS_UNKNOWN = "inputs_unknown"
-    LEARNING = "learning"
-    TARGET_INVALID = "target_invalid"
-    TARGET_UNREADABLE = "target_unreadable"
-    UNSAFE = "unsafe"
-
-    @property
-    def camel(self) -> str:
-        return self.value.title().replace("_", "")
+# The planner's guard reasons and the step's own refusals are one list, so a decision keeps its reason.
+Reason = GuardReason
 
 
 class Event(NamedTuple):
