@@ -39,7 +39,7 @@ from warmpool.api import v1alpha1
 from warmpool.api.crd import render_crd_yaml
 from warmpool_dev.devcluster.cluster import DevCluster
 from warmpool_dev.e2e.ec2 import MotoEc2
-from warmpool_dev.e2e.kube import aws_node_daemonset, mark_rollout_complete, max_pods
+from warmpool_dev.e2e.kube import aws_node_daemonset, eks_node, mark_rollout_complete, max_pods
 from warmpool_dev.e2e.procs import ManagedProcess, operator_process
 
 NAMESPACE = "scale"
@@ -69,25 +69,7 @@ def load() -> str:
 
 # ----- objects -----
 def node_body(name: str, instance_type: str, zone: str, instance_id: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "kubernetes.io/hostname": name,
-                "node.kubernetes.io/instance-type": instance_type,
-                "topology.kubernetes.io/zone": zone,
-                "topology.kubernetes.io/region": zone[:-1],
-                "eks.amazonaws.com/capacityType": "ON_DEMAND",
-                "eks.amazonaws.com/nodegroup": "scale",
-                LABEL: "true",
-            },
-        },
-        "spec": {"providerID": f"aws:///{zone}/{instance_id}"},
-    }
+    return eks_node(name, instance_type, zone, instance_id, "scale", {LABEL: "true"})
 
 
 def node_status(instance_type: str) -> dict[str, Any]:

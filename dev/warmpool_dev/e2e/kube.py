@@ -20,12 +20,10 @@ def max_pods(instance_type: str, mode: IpMode = IpMode.SECONDARY) -> int:
     return FALLBACK_LIMITS[instance_type].max_pods(mode)
 
 
-def node_body(
-    name: str, instance_type: str, zone: str, instance_id: str, mode: IpMode = IpMode.SECONDARY
+def eks_node(
+    name: str, instance_type: str, zone: str, instance_id: str, nodegroup: str, labels: dict[str, str]
 ) -> dict[str, Any]:
-    pods = str(max_pods(instance_type, mode))
-    vcpus = str(FALLBACK_LIMITS[instance_type].vcpus or 2)
-    resources = {"pods": pods, "cpu": vcpus, "memory": "8Gi"}
+    """A Node as an EKS managed node group registers it: the well-known labels and the EC2 provider ID."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -39,19 +37,27 @@ def node_body(
                 "topology.kubernetes.io/zone": zone,
                 "topology.kubernetes.io/region": zone[:-1],
                 "eks.amazonaws.com/capacityType": "ON_DEMAND",
-                "eks.amazonaws.com/nodegroup": "churn",
-                KWOK_LABEL: "true",
+                "eks.amazonaws.com/nodegroup": nodegroup,
+                **labels,
             },
-            "annotations": {"kwok.x-k8s.io/node": "fake"},
         },
-        "spec": {
-            "providerID": f"aws:///{zone}/{instance_id}",
-            # KWOK's nodes run nothing real; the taint keeps anything but the driver's bound pods off them.
-            "taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}],
-        },
-        # Kept by the API server on create and by the Stage's template, so allocatable pods is the real figure.
-        "status": {"allocatable": resources, "capacity": resources},
+        "spec": {"providerID": f"aws:///{zone}/{instance_id}"},
     }
+
+
+def node_body(
+    name: str, instance_type: str, zone: str, instance_id: str, mode: IpMode = IpMode.SECONDARY
+) -> dict[str, Any]:
+    pods = str(max_pods(instance_type, mode))
+    vcpus = str(FALLBACK_LIMITS[instance_type].vcpus or 2)
+    resources = {"pods": pods, "cpu": vcpus, "memory": "8Gi"}
+    body = eks_node(name, instance_type, zone, instance_id, "churn", {KWOK_LABEL: "true"})
+    body["metadata"]["annotations"] = {"kwok.x-k8s.io/node": "fake"}
+    # KWOK's nodes run nothing real; the taint keeps anything but the driver's bound pods off them.
+    body["spec"]["taints"] = [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]
+    # Kept by the API server on create and by the Stage's template, so allocatable pods is the real figure.
+    body["status"] = {"allocatable": resources, "capacity": resources}
+    return body
 
 
 def pod_body(name: str, namespace: str, node: str) -> dict[str, Any]:
