@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 
+from warmpool_dev.devcluster.cluster import DevCluster, free_port
 from warmpool_dev.e2e.kube import AWS_NODE_ENV, aws_node_daemonset, mark_rollout_complete
 
 __all__ = ["AWS_NODE_ENV", "aws_node_daemonset", "mark_rollout_complete"]
@@ -178,3 +179,32 @@ def read_aws_node(api: client.ApiClient, namespace: str) -> dict[str, Any]:
 def container_env(ds: dict[str, Any], container: str = "aws-node") -> dict[str, Any]:
     found = next(c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == container)
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in found.get("env") or []}
+
+
+def aws_node_env_apply(namespace: str, env: dict[str, str], image: str | None = None) -> dict[str, Any]:
+    """A server-side apply body for aws-node that names only these env entries (and the image, when given)."""
+    container: dict[str, Any] = {"name": "aws-node"}
+    if image is not None:
+        container["image"] = image
+    container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "aws-node", "namespace": namespace},
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }
+
+
+def swap_to_other_apiserver(cluster: DevCluster, tmp_path: Path) -> tuple[list[str], client.ApiClient]:
+    """Stop the cluster's API server and start another on a free port over the same etcd, so a change can be made
+    behind the back of whoever watched the first. Returns the first's arguments (to start it again) and an admin
+    client of the other."""
+    assert cluster.state is not None
+    args = cluster.stop_apiserver()
+    port = free_port()
+    cluster.start_apiserver([a if not a.startswith("--secure-port=") else f"--secure-port={port}" for a in args])
+    kubeconfig = yaml.safe_load(Path(cluster.state.admin_kubeconfig).read_text())
+    kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    other_file = tmp_path / "other.kubeconfig"
+    other_file.write_text(yaml.safe_dump(kubeconfig))
+    return args, config.new_client_from_config(config_file=str(other_file))

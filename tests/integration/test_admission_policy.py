@@ -15,7 +15,15 @@ import pytest
 from kubernetes import client
 
 from tests.integration.test_plan_status import create_policy, fast_spec
-from tests.kube import aws_node_daemonset, container_env, grant_target, read_aws_node, unique, wait_for
+from tests.kube import (
+    aws_node_daemonset,
+    aws_node_env_apply,
+    container_env,
+    grant_target,
+    read_aws_node,
+    unique,
+    wait_for,
+)
 from warmpool.api import v1alpha1
 from warmpool.api.v1alpha1 import Variable
 from warmpool.apply.client import APPLY_PATCH, apply_env
@@ -233,20 +241,7 @@ def test_operator_server_side_apply_cannot_smuggle_other_fields(
 ) -> None:
     """A compromised operator using its own field manager and force: the image rides along with a target value."""
     namespace = aws_node
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": "aws-node", "namespace": namespace},
-        "spec": {
-            "template": {
-                "spec": {
-                    "containers": [
-                        {"name": "aws-node", "image": "evil:1", "env": [{"name": "WARM_IP_TARGET", "value": "3"}]}
-                    ]
-                }
-            }
-        },
-    }
+    body = aws_node_env_apply(namespace, {"WARM_IP_TARGET": "3"}, image="evil:1")
     apps = client.AppsV1Api(operator_api)
 
     def apply(dry_run: str | None = None) -> object:

@@ -23,6 +23,7 @@ from tests.integration.test_plan_status import (
     wait_status,
 )
 from tests.kube import (
+    aws_node_env_apply,
     container_env,
     create_aws_node,
     create_bound_pod,
@@ -330,26 +331,7 @@ def test_dry_run_never_writes_and_a_release_waits_like_any_change(
     or dry run (written under dryRun: true)."""
     apps = client.AppsV1Api(admin_api)
     create_aws_node(admin_api, namespace)
-    owned = {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": "aws-node", "namespace": namespace},
-        "spec": {
-            "template": {
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "aws-node",
-                            "env": [
-                                {"name": "MINIMUM_IP_TARGET", "value": "3"},
-                                {"name": "WARM_IP_TARGET", "value": "1"},
-                            ],
-                        }
-                    ]
-                }
-            }
-        },
-    }
+    owned = aws_node_env_apply(namespace, {"MINIMUM_IP_TARGET": "3", "WARM_IP_TARGET": "1"})
     apps.patch_namespaced_daemon_set(
         "aws-node", namespace, owned, field_manager="warmpool", _content_type="application/apply-patch+yaml"
     )

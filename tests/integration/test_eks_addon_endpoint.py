@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from kubernetes import client
 
 from tests.fixtures.eks_addon import eks_addon, eks_client
-from tests.kube import container_env, read_aws_node
+from tests.kube import aws_node_env_apply, container_env, read_aws_node
 from warmpool_dev.e2e.eks_addon import ADDON_VERSION, EksAddonEndpoint
 
 pytestmark = pytest.mark.integration
@@ -34,16 +34,7 @@ def owners(api: client.ApiClient, namespace: str) -> dict[str, list[str]]:
 
 def apply_as_warmpool(api: client.ApiClient, namespace: str, env: dict[str, str]) -> None:
     """What warmpool's direct path does: server-side apply of env entries, forced."""
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": "aws-node", "namespace": namespace},
-        "spec": {
-            "template": {
-                "spec": {"containers": [{"name": "aws-node", "env": [{"name": k, "value": v} for k, v in env.items()]}]}
-            }
-        },
-    }
+    body = aws_node_env_apply(namespace, env)
     client.AppsV1Api(api).patch_namespaced_daemon_set(
         "aws-node", namespace, body, field_manager="warmpool", force=True, _content_type="application/apply-patch+yaml"
     )

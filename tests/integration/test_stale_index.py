@@ -8,14 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 
 from tests.fixtures.moto import MotoEc2
 from tests.integration.test_plan_status import create_policy, eks_nodes, fast_spec, wait_status
-from tests.kube import create_aws_node, create_bound_pod, unique
+from tests.kube import create_aws_node, create_bound_pod, swap_to_other_apiserver, unique
 from tests.operator_proc import OperatorProcess
-from warmpool_dev.devcluster.cluster import DevCluster, free_port
+from warmpool_dev.devcluster.cluster import DevCluster
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +42,7 @@ def test_pods_deleted_behind_the_watch_do_not_linger(
     wait_status(admin_api, policy, run_operator, "4 pods seen", lambda s: s.get("podsObserved") == 4)
 
     # The operator's API server goes away; another one on the same etcd deletes three pods meanwhile.
-    args = cluster.stop_apiserver()
-    port = free_port()
-    other_args = [a if not a.startswith("--secure-port=") else f"--secure-port={port}" for a in args]
-    cluster.start_apiserver(other_args)
-    kubeconfig = yaml.safe_load(Path(cluster.state.admin_kubeconfig).read_text())
-    kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
-    other_file = tmp_path / "other.kubeconfig"
-    other_file.write_text(yaml.safe_dump(kubeconfig))
-    other = config.new_client_from_config(config_file=str(other_file))
+    args, other = swap_to_other_apiserver(cluster, tmp_path)
     for name in names[1:]:
         client.CoreV1Api(other).delete_namespaced_pod(name, namespace, grace_period_seconds=0)
     cluster.stop_apiserver()

@@ -12,16 +12,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 
-from tests.kube import create_bound_pod, unique
+from tests.kube import create_bound_pod, swap_to_other_apiserver, unique
 from warmpool.kubeclient import load_configuration
 from warmpool.observe.cluster import ClusterView, PodSink
 from warmpool.observe.listwatch import KubeHttp, ListWatch
 from warmpool.observe.podstore import PodStore
 from warmpool.settings import Settings
-from warmpool_dev.devcluster.cluster import DevCluster, free_port
+from warmpool_dev.devcluster.cluster import DevCluster
 
 pytestmark = pytest.mark.integration
 
@@ -123,14 +122,7 @@ async def test_restart_mid_watch_relists_on_410_and_drops_pods_deleted_meanwhile
 
     def behind_its_back() -> list[str]:
         # The watcher's API server goes away; another one on the same etcd deletes and creates pods meanwhile.
-        args = cluster.stop_apiserver()
-        port = free_port()
-        cluster.start_apiserver([a if not a.startswith("--secure-port=") else f"--secure-port={port}" for a in args])
-        kubeconfig = yaml.safe_load(Path(cluster.state.admin_kubeconfig).read_text())  # type: ignore[union-attr]
-        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
-        other_file = tmp_path / "other.kubeconfig"
-        other_file.write_text(yaml.safe_dump(kubeconfig))
-        other = config.new_client_from_config(config_file=str(other_file))
+        args, other = swap_to_other_apiserver(cluster, tmp_path)
         for name in names[1:]:
             client.CoreV1Api(other).delete_namespaced_pod(name, namespace, grace_period_seconds=0)
         added = make_pods(other, namespace, node, 2, prefix="while-away-")
