@@ -64,6 +64,22 @@ def settle(api: client.ApiClient, policy: str, operator: OperatorProcess, burst:
     return status
 
 
+def plan_after_a_burst(
+    api: client.ApiClient, namespace: str, moto_ec2: MotoEc2, operator: OperatorProcess, policy_prefix: str
+) -> dict[str, Any]:
+    """One EKS node and an Auto-mode policy on it; after the first plan, 15 pods start on the node. The status
+    once the operator has planned for them."""
+    core = client.CoreV1Api(api)
+    group = unique("ng")
+    (node,), _ = eks_nodes(core, moto_ec2, group, 1)
+    policy = unique(policy_prefix)
+    create_policy(api, policy, live_spec(namespace, group, mode="Auto"))
+    operator.start()
+    wait_status(api, policy, operator, "the first plan", lambda s: s.get("nodes") == 1)
+    burst_on_one_node(core, namespace, node, 15)
+    return settle(api, policy, operator, 15)
+
+
 def later_than(planned: str) -> Any:
     return lambda s: s["lastPlannedTime"] > planned
 
@@ -80,16 +96,8 @@ def test_prefix_delegation_written_as_1_is_prefix_mode(
 ) -> None:
     """ENABLE_PREFIX_DELEGATION="1" is true for Go's ParseBool: prefix mode. Mutation caught: planning for
     secondary-IP mode and writing WARM_IP_TARGET=0,MINIMUM_IP_TARGET=0 (aws-node would not start)."""
-    core = client.CoreV1Api(admin_api)
     aws_node_with(admin_api, namespace, {ENABLE_PREFIX_DELEGATION: "1", "WARM_IP_TARGET": "3"})
-    group = unique("ng")
-    (node,), _ = eks_nodes(core, moto_ec2, group, 1)
-    policy = unique("pd-1")
-    create_policy(admin_api, policy, live_spec(namespace, group, mode="Auto"))
-    run_operator.start()
-    wait_status(admin_api, policy, run_operator, "the first plan", lambda s: s.get("nodes") == 1)
-    burst_on_one_node(core, namespace, node, 15)
-    status = settle(admin_api, policy, run_operator, 15)
+    status = plan_after_a_burst(admin_api, namespace, moto_ec2, run_operator, "pd-1")
     assert status["mode"] == "Prefix"
     env = env_now(admin_api, namespace)
     assert_safe_for_ipamd(env, IpMode.PREFIX, IMAGE)
@@ -106,17 +114,9 @@ def test_prefix_delegation_with_a_leading_space_is_secondary_mode_on_an_old_cni(
     """ENABLE_PREFIX_DELEGATION=" true" is not a Go boolean: ipamd runs secondary-IP mode. On a VPC CNI before
     v1.12.0 a WARM_IP_TARGET above one ENI's IPs (9 on m5.large) makes new ENIs take minutes (#1872).
     Mutation caught: planning for prefix mode and writing WARM_IP_TARGET=16."""
-    core = client.CoreV1Api(admin_api)
     old_cni = "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.10.4-eksbuild.1"
     aws_node_with(admin_api, namespace, {ENABLE_PREFIX_DELEGATION: " true", "WARM_ENI_TARGET": "1"}, image=old_cni)
-    group = unique("ng")
-    (node,), _ = eks_nodes(core, moto_ec2, group, 1)
-    policy = unique("pd-space")
-    create_policy(admin_api, policy, live_spec(namespace, group, mode="Auto"))
-    run_operator.start()
-    wait_status(admin_api, policy, run_operator, "the first plan", lambda s: s.get("nodes") == 1)
-    burst_on_one_node(core, namespace, node, 15)
-    status = settle(admin_api, policy, run_operator, 15)
+    status = plan_after_a_burst(admin_api, namespace, moto_ec2, run_operator, "pd-space")
     assert status["mode"] == "SecondaryIP"
     env = env_now(admin_api, namespace)
     assert_safe_for_ipamd(env, IpMode.SECONDARY, old_cni)
