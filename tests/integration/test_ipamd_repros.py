@@ -5,6 +5,7 @@ mode ipamd runs, and the conditions must say why."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ from kubernetes import client
 from tests.fixtures.moto import MotoEc2
 from tests.integration.test_apply import live_spec
 from tests.integration.test_plan_status import condition, create_policy, eks_nodes, wait_status
-from tests.kube import AWS_NODE_ENV, aws_node_daemonset, create_bound_pod, mark_rollout_complete, unique
+from tests.kube import AWS_NODE_ENV, aws_node_daemonset, create_bound_pod, mark_rollout_complete, unique, wait_for
 from tests.operator_proc import OperatorProcess
+from warmpool.api.v1alpha1 import parse_duration
 from warmpool.aws.instance_table import FALLBACK_LIMITS
 from warmpool.ipamd.entrypoint import start_refusals
 from warmpool.ipamd.env import ENABLE_PREFIX_DELEGATION, TARGET_NAMES, mode_from_env
@@ -75,9 +77,20 @@ def plan_after_a_burst(
     policy = unique(policy_prefix)
     create_policy(api, policy, live_spec(namespace, group, mode="Auto"))
     operator.start()
-    wait_status(api, policy, operator, "the first plan", lambda s: s.get("nodes") == 1)
+    first = wait_status(api, policy, operator, "the first plan", lambda s: s.get("nodes") == 1)
+    wait_past_the_first_epochs(first)
     burst_on_one_node(core, namespace, node, 15)
     return settle(api, policy, operator, 15)
+
+
+def wait_past_the_first_epochs(first_plan: dict[str, Any]) -> None:
+    """Pod bind times have whole-second resolution, and the tracker skips the burst windows that began before
+    the operator started (they are only partly observed). A burst bound within the same couple of seconds as the
+    first plan can fall into such a window and go uncounted, so the burst waits until the clock is two windows
+    and a second past the first plan (window: the policy's burstWindow)."""
+    window = parse_duration(first_plan["burst"]["window"])
+    planned = datetime.fromisoformat(first_plan["lastPlannedTime"].replace("Z", "+00:00")).timestamp()
+    wait_for(lambda: time.time() >= planned + 2 * window + 1.0, "the clock past the first burst windows", timeout=60)
 
 
 def later_than(planned: str) -> Any:
