@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import signal
+import time
 from datetime import datetime
 from typing import Any
 
@@ -281,17 +282,21 @@ def test_kill_9_inside_the_apply_window_neither_loses_nor_repeats_the_change(
     stream = watch.Watch()
     run_operator.start()
     assert run_operator.proc is not None
-    for event in stream.stream(
-        apps.list_namespaced_daemon_set,
-        namespace,
-        resource_version=before["metadata"]["resourceVersion"],
-        timeout_seconds=120,
-    ):
-        if event["object"].metadata.generation > before["metadata"]["generation"]:
-            run_operator.proc.send_signal(signal.SIGKILL)
-            break
+    # Watch (re-watching from the last version seen if a stream ends) until the write lands: the operator may
+    # need a while on a loaded machine, and a watch that merely ended must not pass for the write.
+    seen, killed, deadline = before["metadata"]["resourceVersion"], False, time.monotonic() + 180
+    while not killed and time.monotonic() < deadline:
+        for event in stream.stream(
+            apps.list_namespaced_daemon_set, namespace, resource_version=seen, timeout_seconds=60
+        ):
+            seen = event["object"].metadata.resource_version
+            if event["object"].metadata.generation > before["metadata"]["generation"]:
+                run_operator.proc.send_signal(signal.SIGKILL)
+                killed = True
+                break
     stream.stop()
     run_operator.stop(signal.SIGKILL)
+    assert killed, "the operator never wrote to aws-node within 180 s"
     written = read_aws_node(admin_api, namespace)
     assert set(container_env(written)) >= MANAGED
     # Inside the window: the status never heard of the write.
