@@ -23,7 +23,7 @@ from warmpool.apply.daemonset import DaemonSetView
 from warmpool.conditions import ConditionUpdate, merge_conditions
 from warmpool.ipamd.env import go_atoi, mode_from_env
 from warmpool.ipamd.version import cni_version_from_image
-from warmpool.planner import GuardReason, current_values, plan
+from warmpool.planner import GuardReason, advice, current_values, plan
 from warmpool.planner import decide as guard
 from warmpool.step import status as st
 from warmpool.step.memory import PolicyMemory, new_memory
@@ -115,6 +115,7 @@ def decide(
     memory.node_counts.append((now, len(observed.snapshot.nodes)))
     snapshot = dataclasses.replace(observed.snapshot, node_count_history=tuple(memory.node_counts))
     memory.tracker.observe(snapshot, complete_since=max(memory.complete_since, now - start.lookback))
+    memory.replay.observe(snapshot)
     stats = memory.tracker.stats(spec.churn.burst_quantile, now)
 
     conditions: list[ConditionUpdate] = []
@@ -123,6 +124,9 @@ def decide(
     env = view.plain_env() if view else {}
     version = cni_version_from_image(view.image) if view else None
     rec = plan(spec, snapshot, observed.limits, observed.subnets, env, stats, cni_version=version)
+    if view is not None:  # once a day is logged, the replay picks the IP targets (planner/advice.py)
+        budget = spec.churn.ec2_calls_per_node_hour
+        rec = advice.refine(rec, memory.replay, spec, observed.limits, env, now, version, ec2_budget=budget)
     fields: dict[str, Any] = {**st.plan_status(rec), "lastPlannedTime": st.timestamp(now)}
     fields["checkpoint"] = memory.tracker.to_checkpoint()
     conditions += [ConditionUpdate(c.type.value, c.status, c.reason, c.message) for c in rec.conditions]

@@ -1,5 +1,6 @@
-"""What the step remembers of one policy between calls: the learned churn, the cadence, and which problems it has
-already reported (so each becomes one Event, not one a minute). The caller keeps it and passes it back."""
+"""What the step remembers of one policy between calls: the learned churn, the sampled pod history the replay
+chooser reads, the cadence, and which problems it has already reported (so each becomes one Event, not one a
+minute). The caller keeps it and passes it back."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from warmpool.api.v1alpha1 import Churn
 from warmpool.planner import ChurnTracker
+from warmpool.planner.replay import ReplayPlanner
 
 NODE_COUNT_SAMPLES = 120  # the scale-out detector looks back minutes, not hours
 
@@ -24,6 +26,9 @@ class PolicyMemory:
     node_counts: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=NODE_COUNT_SAMPLES))
     reported: dict[str, str] = field(default_factory=dict)  # kind of Event -> the last message posted
     restarted_because: str | None = None  # why learning started over instead of resuming the checkpoint
+    # Pod starts and stops of a sample of nodes: not in the checkpoint (a day of them would not fit the status),
+    # so the replay chooser has its say a day after the operator starts.
+    replay: ReplayPlanner = field(default_factory=ReplayPlanner)
 
     def report_once(self, kind: str, message: str | None) -> bool:
         """True when `message` differs from the last one of this kind (None clears it)."""
@@ -69,14 +74,16 @@ def new_memory(
     status: Mapping[str, Any], churn: Churn, history_since: float, previous: PolicyMemory | None
 ) -> tuple[PolicyMemory, str | None]:
     """Memory for a policy seen for the first time since start (resumed from its checkpoint when it can be
-    read; otherwise learning restarts and the reason is returned), or whose churn spec changed (fresh)."""
+    read; otherwise learning restarts and the reason is returned), or whose churn spec changed (fresh
+    histograms; the pod history logged for the replay does not depend on the spec and is kept)."""
     tracker, problem = restore_tracker(status.get("checkpoint"), churn) if previous is None else (None, None)
     memory = PolicyMemory(tracker=tracker or ChurnTracker(churn), churn=churn, complete_since=history_since)
     memory.restarted_because = problem
     if previous is not None:
-        memory.last_plan, memory.node_counts, memory.reported = (
+        memory.last_plan, memory.node_counts, memory.reported, memory.replay = (
             previous.last_plan,
             previous.node_counts,
             previous.reported,
+            previous.replay,
         )
     return memory, problem
