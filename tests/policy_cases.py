@@ -52,6 +52,7 @@ GOOD_SPECS: dict[str, dict[str, Any]] = {
             "halfLife": "12h",
             "headroomIPs": 0,
             "headroomRatio": 0.25,
+            "ec2CallsPerNodeHour": 12.5,
         },
         "subnetReserve": 0,
         "rollout": {
@@ -363,6 +364,12 @@ BAD_SPECS: dict[str, Bad] = {
         "should be less than or equal to 1",
         "spec.churn.burstQuantile",
         "Input should be less than or equal to 1",
+    ),
+    "EC2 call budget zero": Bad(
+        {"churn": {"ec2CallsPerNodeHour": 0}},
+        "should be greater than 0",
+        "spec.churn.ec2CallsPerNodeHour",
+        "Input should be greater than 0",
     ),
     "reserve of 100%": Bad(
         {"subnetReserve": 1},

@@ -287,6 +287,16 @@ class Churn(_Model):
     headroom_ratio: float = Field(
         0.0, ge=0, le=1, description="Share of the covered burst added on top of it (0.2 = 20% more)."
     )
+    # 3.6 = EC2's refill of 5 mutating calls a second per account and region, spread over 5,000 nodes.
+    ec2_calls_per_node_hour: float = Field(
+        3.6,
+        gt=0,
+        le=3600,
+        alias="ec2CallsPerNodeHour",
+        description="EC2 calls (IP and ENI allocations and releases) a node's pool may make an hour on the "
+        "replayed history: EC2 refills about 5 mutating calls a second per account and region, so 3.6 lets "
+        "5,000 nodes churn without throttling each other. Above 0, at most 3600.",
+    )
 
     RULES = (
         durations_compare(
