@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from warmpool.ipamd.limits import IpMode
+from warmpool.sim.baselines import typical_pods_by_type
 from warmpool.sim.engine import ClosedLoopStrategy, ClusterView, StaticStrategy, simulate
 from warmpool.sim.metrics import p99_over_all
 from warmpool.sim.scenarios import SCENARIOS, generate
-from warmpool.sim.strategies import PlannerStrategy, best_static, clairvoyant, typical_pods_per_node
+from warmpool.sim.strategies import PlannerStrategy, clairvoyant
 from warmpool.sim.trace import NodeAdd, PodStart, PodStop, parse_lines
 
 SMALL = {"nodes": 4, "hours": 1.0}
@@ -94,16 +95,6 @@ def test_clairvoyant_is_a_lower_bound() -> None:
             assert oracle.idle_ip_hours <= other.idle_ip_hours
 
 
-def test_best_static_meets_the_service_level_with_fewest_idle_ips() -> None:
-    trace = generate("steady", 1, nodes=5, hours=1.0)
-    winner, runs = best_static(trace, IpMode.SECONDARY, max_waited_pods=2)
-    assert winner.metrics.name == "best_static"
-    assert winner.metrics.waited_pods <= 2
-    eligible = [r.metrics.idle_ip_hours for r in runs if r.metrics.waited_pods <= 2]
-    assert winner.metrics.idle_ip_hours == min(eligible)
-    assert len(runs) >= 10
-
-
 def test_typical_pods_per_node() -> None:
     trace = parse_lines(
         [
@@ -114,7 +105,7 @@ def test_typical_pods_per_node() -> None:
             '{"t":100,"type":"pod_stop","node":"n","pod":"a"}',
         ]
     )
-    assert typical_pods_per_node(trace) == 2  # 1.5 on average, rounded half to even
+    assert typical_pods_by_type(trace) == {"m5.large": 2}  # 1.5 on average, rounded half to even
 
 
 class _FlipOnce(ClosedLoopStrategy):

@@ -1,36 +1,25 @@
-"""Strategies beyond a fixed env: warmpool's planner in the loop, the best static setting in hindsight, and
-the clairvoyant lower bound."""
+"""Strategies beyond a fixed env: warmpool's own policy step in the loop, and the clairvoyant lower bound (the
+hindsight baselines live in `warmpool.sim.baselines`)."""
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from warmpool import step
 from warmpool.api.v1alpha1 import WarmPoolPolicySpec, parse_duration, summarize
 from warmpool.apply.daemonset import FIELD_MANAGER, DaemonSetView, EnvEntry
-from warmpool.ipamd.env import (
-    MINIMUM_IP_TARGET,
-    WARM_ENI_TARGET,
-    WARM_IP_TARGET,
-    WARM_PREFIX_TARGET,
-    parse_env,
-)
 from warmpool.ipamd.limits import IPS_PER_PREFIX, InstanceLimits, IpMode
-from warmpool.ipamd.safety import unsafe_settings
 from warmpool.ipamd.version import MODELED_VERSION
 from warmpool.sim.engine import (
     ClosedLoopStrategy,
     ClusterView,
     EngineConfig,
     RunResult,
-    StaticStrategy,
     limits_for,
     settings_of,
-    simulate,
 )
 from warmpool.sim.metrics import NodeFinal, StrategyMetrics
 from warmpool.sim.trace import NodeAdd, NodeRemove, PodStart, PodStop, Trace
@@ -107,86 +96,6 @@ class PlannerStrategy(ClosedLoopStrategy):
         """What kopf does with the status patch: merged into the stored status the next tick reads."""
         if result.status:
             self.status = merge_patch(self.status, result.status)
-
-
-# ----- best static in hindsight -----
-
-
-def typical_pods_per_node(trace: Trace) -> int:
-    """Median over nodes of the time-averaged pods each node ran while present."""
-    area: dict[str, float] = defaultdict(float)
-    count: dict[str, int] = defaultdict(int)
-    since: dict[str, float] = {}
-    added: dict[str, float] = {}
-    present: dict[str, float] = {}
-    for e in trace.events:
-        if isinstance(e, NodeAdd):
-            added[e.node] = since[e.node] = e.t
-        elif isinstance(e, (PodStart, PodStop, NodeRemove)):
-            area[e.node] += count[e.node] * (e.t - since[e.node])
-            since[e.node] = e.t
-            if isinstance(e, PodStart):
-                count[e.node] += 1
-            elif isinstance(e, PodStop):
-                count[e.node] -= 1
-            else:
-                present[e.node] = e.t - added[e.node]
-                count[e.node] = 0
-    end = trace.duration
-    for n, t0 in added.items():
-        if n not in present:
-            area[n] += count[n] * (end - since[n])
-            present[n] = end - t0
-    means = [area[n] / present[n] for n in added if present[n] > 0]
-    return round(statistics.median(means)) if means else 0
-
-
-def static_candidates(trace: Trace, mode: IpMode, limits: Iterable[InstanceLimits]) -> list[dict[str, str]]:
-    """Common static settings: the whole-ENI/prefix targets, and WARM_IP_TARGET with no MINIMUM_IP_TARGET or
-    one at the typical density or a few IPs above it (where a minimum serves pod replacements); none that
-    `unsafe_settings` rejects."""
-    lims = list(limits)
-    smallest = min(lims, key=lambda lim: lim.ips_per_eni(mode)) if lims else None
-    typical = typical_pods_per_node(trace)
-    out: list[dict[str, str]] = []
-    if mode is IpMode.PREFIX:
-        out += [{WARM_PREFIX_TARGET: str(n)} for n in (1, 2)]
-        warm_ips: tuple[int, ...] = (1, 2, 4, 8, 12, 16)
-    else:
-        out += [{WARM_ENI_TARGET: str(n)} for n in (1, 2)]
-        warm_ips = (1, 2, 3, 4, 6, 8, 12, 16)
-    for w in warm_ips:
-        for m in sorted({0, typical, typical + 2, typical + 4} if typical else {0}):
-            env = {WARM_IP_TARGET: str(w)}
-            if m:
-                env[MINIMUM_IP_TARGET] = str(m)
-            if not unsafe_settings(parse_env(env), mode, smallest):
-                out.append(env)
-    return out
-
-
-def best_static(
-    trace: Trace,
-    mode: IpMode,
-    max_waited_pods: int,
-    config: EngineConfig | None = None,
-    limits: Callable[[NodeAdd], InstanceLimits] = limits_for,
-    candidates: list[dict[str, str]] | None = None,
-) -> tuple[RunResult, list[RunResult]]:
-    """The static setting with the fewest idle IP-hours among those whose waited pods stay within
-    `max_waited_pods` (the service level to match); if none does, the one with the fewest waited pods.
-    Returns the winner (named "best_static") and every candidate's run."""
-    if candidates is None:
-        types = {e.instance_type: limits(e) for e in trace.events if isinstance(e, NodeAdd)}
-        candidates = static_candidates(trace, mode, types.values())
-    runs = [simulate(trace, StaticStrategy(env), mode, config, limits) for env in candidates]
-    ok = [r for r in runs if r.metrics.waited_pods <= max_waited_pods]
-    if ok:
-        winner = min(ok, key=lambda r: (r.metrics.idle_ip_hours, r.metrics.waited_pods))
-    else:
-        winner = min(runs, key=lambda r: (r.metrics.waited_pods, r.metrics.idle_ip_hours))
-    winner.metrics.name = "best_static"
-    return winner, runs
 
 
 # ----- clairvoyant lower bound -----
