@@ -16,6 +16,7 @@ from warmpool.ipamd.pool import (
     PoolState,
     deletable_eni,
     grow_step,
+    ip_targets_total,
     is_too_high,
     is_too_low,
     pool_check,
@@ -323,3 +324,26 @@ def test_steady_state_agrees_with_the_cidr_by_cidr_reference(
 def test_max_eni_lowers_the_enis_never_raises_them(max_eni: int | None, enis: int) -> None:
     assert M5_LARGE.with_max_eni(max_eni).max_enis == enis
     assert steady_state(M5_LARGE.with_max_eni(max_eni), SEC, IpamdTargets(), 100).enis == enis
+
+
+M5_24XL = InstanceLimits("m5.24xlarge", 15, 50, vcpus=96)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    mode=st.sampled_from(list(IpMode)),
+    pods=st.integers(0, 200),
+    warm=st.integers(1, 40),
+    minimum=st.integers(0, 220),
+)
+def test_ip_targets_total_is_the_steady_state_where_no_limit_binds(
+    mode: IpMode, pods: int, warm: int, minimum: int
+) -> None:
+    targets = IpamdTargets(warm_ip=warm, minimum_ip=minimum)
+    assert ip_targets_total(mode, targets, pods) == steady_state(M5_24XL, mode, targets, pods).ips_held
+
+
+def test_ip_targets_total_has_no_instance_limit() -> None:
+    # 800 pods plus 5 warm IPs is more than any instance holds: the cluster-wide density needs no limit.
+    assert ip_targets_total(IpMode.SECONDARY, IpamdTargets(warm_ip=5), 800) == 805
+    assert ip_targets_total(IpMode.PREFIX, IpamdTargets(warm_ip=1, minimum_ip=40), 3) == 48

@@ -223,6 +223,25 @@ def _div_ceil(x: int, y: int) -> int:
 # ----- steady state -----
 
 
+_NO_LIMITS = InstanceLimits("no-limits", max_enis=1, ipv4_per_eni=2)  # target_state reads no instance limit
+
+
+def ip_targets_total(mode: IpMode, targets: IpamdTargets, pods: int) -> int:
+    """IPs a pool under IP targets settles at with `pods` pods when no instance limit binds: it grows by what
+    `target_state` finds short and frees what it finds over, in whole cidrs, until neither is left. For a
+    cluster-wide density that belongs to no one instance type. Needs WARM_IP_TARGET >= 1: with MINIMUM_IP_TARGET
+    alone ipamd never grows past the minimum and the pods beyond it get no IP."""
+    size = cidr_size(mode)
+    cidrs = _div_ceil(pods, size)
+    for _ in range(8):  # one grow or release settles it; the bound only guards against a cycle
+        state = PoolState((EniState(cidrs=cidrs, assigned=pods, free_cidrs=cidrs - _div_ceil(pods, size)),))
+        short, over, defined = target_state(_NO_LIMITS, mode, targets, state)
+        if not defined or (short == 0 and over == 0):
+            break
+        cidrs += short if short else -over
+    return cidrs * size
+
+
 @dataclass(frozen=True, slots=True)
 class PoolShape:
     """What a node settles at: ENIs attached, IPs and prefixes held, and IPs no pod uses."""

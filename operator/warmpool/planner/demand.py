@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from warmpool.api.v1alpha1 import Variable, WarmPoolPolicySpec
 from warmpool.ipamd.env import IpamdTargets
 from warmpool.ipamd.limits import IPS_PER_PREFIX, IpMode
+from warmpool.ipamd.pool import ip_targets_total
 from warmpool.planner.caps import Caps
 from warmpool.planner.churn import ChurnStats
 
@@ -143,12 +144,9 @@ def mean_spare(stats: ChurnStats, mode: IpMode, minimum: int, warm: int) -> floa
 
 
 def _ip_targets_spare(mode: IpMode, minimum: int, warm: int, pods: int) -> int:
-    """Spare IPs on a node with `pods` pods under the IP targets (free plus cooling), before any instance
+    """Spare IPs (free plus cooling) on a node with `pods` pods under the IP targets, before any instance
     limit: the density is cluster-wide, not a node of one type."""
-    total = max(pods + warm, minimum)
-    if mode is IpMode.PREFIX:
-        total = math.ceil(total / IPS_PER_PREFIX) * IPS_PER_PREFIX
-    return total - pods
+    return ip_targets_total(mode, IpamdTargets(warm_ip=warm, minimum_ip=minimum), pods) - pods
 
 
 def clamp(spec: WarmPoolPolicySpec, v: Variable, value: int, cap: int) -> int:
