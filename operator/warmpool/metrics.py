@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from warmpool.aws import Ec2Stats
+from warmpool.measured.aggregate import Measurement
 
 RECOMMENDED = Gauge(
     "warmpool_recommended_value", "Value warmpool recommends for an ipamd variable.", ["policy", "variable"]
@@ -48,3 +49,70 @@ class Ec2StatsCollector(Collector):
 
 def register_ec2_stats(stats: Ec2Stats) -> None:
     REGISTRY.register(Ec2StatsCollector(stats))
+
+
+# ----- measured pool state (ipamd's own metrics, read from aws-node) -----
+
+IPAMD_SCRAPES = Counter(
+    "warmpool_ipamd_scrapes_total", "Scrapes of ipamd's metrics, by path and result.", ["via", "result"]
+)
+IPAMD_SCRAPE_SECONDS = Histogram(
+    "warmpool_ipamd_scrape_duration_seconds",
+    "Time to read one node's ipamd metrics (pod lookup included when not cached).",
+    ["via"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+IPAMD_SCRAPE_ROUND_SECONDS = Histogram(
+    "warmpool_ipamd_scrape_round_duration_seconds", "Time of one round over every sampled node."
+)
+
+
+class MeasuredCollector(Collector):
+    """The last measurement of each policy, per instance type, exported at scrape time (so an instance type
+    or policy that went away leaves no stale series)."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, Measurement] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["policy", "instance_type"]
+        families = {
+            "idle": GaugeMetricFamily(
+                "warmpool_measured_idle_ips_per_node",
+                "Idle IPs per node as ipamd reports them (total - assigned), mean over the sampled nodes.",
+                labels=labels,
+            ),
+            "estimated": GaugeMetricFamily(
+                "warmpool_estimated_idle_ips_per_node",
+                "Idle IPs per node as the operator's model of ipamd estimates them, for the same nodes.",
+                labels=labels,
+            ),
+            "errors": GaugeMetricFamily(
+                "warmpool_measured_no_ip_errors",
+                "Pod IP assignments that failed for want of a free IP in the last 10 minutes of scrapes, summed.",
+                labels=labels,
+            ),
+            "sampled": GaugeMetricFamily(
+                "warmpool_measured_nodes", "Nodes whose ipamd figures the measurement uses.", labels=labels
+            ),
+            "at": GaugeMetricFamily(
+                "warmpool_measured_scrape_timestamp_seconds", "Unix time of the oldest scrape used.", labels=labels
+            ),
+        }
+        for policy, m in sorted(self.latest.items()):
+            for t in m.types:
+                key = [policy, t.instance_type]
+                for name, value in (
+                    ("idle", t.idle_ips_per_node),
+                    ("estimated", t.estimated_idle_ips_per_node),
+                    ("errors", t.no_ip_errors),
+                    ("sampled", t.measured),
+                    ("at", t.scraped_at),
+                ):
+                    if value is not None:
+                        families[name].add_metric(key, float(value))
+        yield from families.values()
+
+
+MEASURED = MeasuredCollector()
+REGISTRY.register(MEASURED)

@@ -40,6 +40,25 @@ class Settings(BaseSettings):
         20.0, ge=0, le=300, description="How long one pass follows an add-on update before leaving it to the next."
     )
 
+    # ipamd's own metrics (port 61678 of each aws-node pod), read for status.measured: the pool as it is, beside
+    # the operator's estimate. Off the planning path: a failed scrape never holds a plan.
+    ipamd_metrics: Literal["proxy", "direct", "off"] = Field(
+        "proxy",
+        description="How to reach ipamd's metrics: `proxy` through the API server's pod proxy (RBAC get "
+        "pods/proxy in the target namespace; the path AWS's cni-metrics-helper uses), `direct` to the pod's IP "
+        "(aws-node is hostNetwork: the node's IP; needs the operator pod to reach the nodes on that port), "
+        "or `off`.",
+    )
+    ipamd_metrics_port: int = Field(61678, ge=1, le=65535, description="ipamd's metrics port.")
+    ipamd_scrape_interval_seconds: float = Field(
+        60.0, ge=5, le=3600, description="At most one scrape round per interval."
+    )
+    ipamd_scrape_nodes_per_type: int = Field(
+        10, ge=1, le=1000, description="Nodes sampled per instance type (the same ones each round)."
+    )
+    ipamd_scrape_concurrency: int = Field(8, ge=1, le=64, description="Scrapes in flight at once.")
+    ipamd_scrape_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Per-node scrape timeout.")
+
     # Process
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -60,8 +60,9 @@ class KubeHttp:
     kubeconfig or in-cluster ServiceAccount). The configuration is reloaded after errors, and credential
     headers are read per request so rotated tokens and exec plugins are honored."""
 
-    def __init__(self, load: ConfigLoader) -> None:
+    def __init__(self, load: ConfigLoader, connections: int = 4) -> None:
         self._load = load
+        self._connections = connections
         self._config: client.Configuration | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -78,25 +79,28 @@ class KubeHttp:
             self._config = config
             self._session = aiohttp.ClientSession(
                 base_url=config.host.rstrip("/") + "/",
-                connector=aiohttp.TCPConnector(ssl=context, limit=4),
+                connector=aiohttp.TCPConnector(ssl=context, limit=self._connections),
                 auto_decompress=True,
             )
         return self._session, self._config
 
-    async def _headers(self, config: client.Configuration) -> dict[str, str]:
+    async def _headers(self, config: client.Configuration, accept: str = "application/json") -> dict[str, str]:
         # auth_settings() may run a refresh hook (exec plugin, token file): keep it off the event loop.
         settings = await asyncio.to_thread(config.auth_settings)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         for setting in settings.values():
             if setting.get("in") == "header" and setting.get("value"):
                 headers[str(setting["key"])] = str(setting["value"])
         return headers
 
-    async def get(self, path: str, params: Mapping[str, str], read_timeout: float) -> aiohttp.ClientResponse:
+    async def get(
+        self, path: str, params: Mapping[str, str], read_timeout: float, accept: str = "application/json"
+    ) -> aiohttp.ClientResponse:
         session, config = await self._ensure()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        headers = await self._headers(config, accept)
         response = await session.get(
-            path.lstrip("/"), params=params, headers=await self._headers(config), timeout=timeout, proxy=config.proxy
+            path.lstrip("/"), params=params, headers=headers, timeout=timeout, proxy=config.proxy
         )
         if response.status != 200:
             text = (await response.read())[:500].decode(errors="replace")
