@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -208,3 +209,12 @@ def swap_to_other_apiserver(cluster: DevCluster, tmp_path: Path) -> tuple[list[s
     other_file = tmp_path / "other.kubeconfig"
     other_file.write_text(yaml.safe_dump(kubeconfig))
     return args, config.new_client_from_config(config_file=str(other_file))
+
+
+def wide_columns(table: str) -> dict[str, str]:
+    """kubectl's one-row table by column: headers start where their values start (some hold spaces)."""
+    header, row = table.splitlines()[:2]
+    starts = [m.start() for m in re.finditer(r"\S+(?: \S+)*", header)]
+    names = [header[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+    values = [row[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+    return dict(zip(names, values, strict=True))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.kube import unique
+from tests.kube import unique, wide_columns
 from tests.policy_cases import BAD_SPECS, GOOD_SPECS
 from warmpool.api import v1alpha1
 from warmpool_dev.devcluster.cluster import DevCluster
@@ -143,8 +143,21 @@ def test_kubectl_get_shows_the_printer_columns(
     assert row[:5] == [name, "SecondaryIP", "WARM_IP_TARGET=3,MINIMUM_IP_TARGET=12", "5", "True"]
 
     wide = cluster.kubectl("get", "warmpoolpolicies", name, "-o", "wide").stdout.splitlines()
-    assert wide[0].split()[-4:] == ["RECOMMENDED", "PODS", "BURST", "DRYRUN"]
-    assert wide[1].split()[-4:] == ["WARM_IP_TARGET=4,MINIMUM_IP_TARGET=12", "61", "2.5", "true"]
+    assert wide[0].split()[-8:] == [
+        "RECOMMENDED",
+        "PODS",
+        "BURST",
+        "DRYRUN",
+        *("MEASURED-IDLE", "ESTIMATED-IDLE", "NO-IP-ERRORS", "MEASURED"),  # status.measured, absent here
+    ]
+    columns = wide_columns("\n".join(wide))
+    assert [columns[c] for c in ("RECOMMENDED", "PODS", "BURST", "DRYRUN")] == [
+        "WARM_IP_TARGET=4,MINIMUM_IP_TARGET=12",
+        "61",
+        "2.5",
+        "true",
+    ]
+    assert [columns[c] for c in ("MEASURED-IDLE", "ESTIMATED-IDLE", "NO-IP-ERRORS", "MEASURED")] == [""] * 4
 
 
 def test_operator_identity_has_only_what_deploy_grants(cluster: DevCluster) -> None:

@@ -126,6 +126,11 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Pods", "type": "integer", "jsonPath": ".status.podsObserved", "priority": 1},
     {"name": "Burst", "type": "number", "jsonPath": ".status.burst.covered", "priority": 1},
     {"name": "DryRun", "type": "boolean", "jsonPath": ".spec.dryRun", "priority": 1},
+    # Measured (ipamd's metrics) beside estimated (the operator's model), per node, over the sampled nodes.
+    {"name": "Measured-Idle", "type": "number", "jsonPath": ".status.measured.idleIpsPerNode", "priority": 1},
+    {"name": "Estimated-Idle", "type": "number", "jsonPath": ".status.measured.estimatedIdleIpsPerNode", "priority": 1},
+    {"name": "No-IP-Errors", "type": "integer", "jsonPath": ".status.measured.noIpErrors", "priority": 1},
+    {"name": "Measured", "type": "string", "jsonPath": ".status.measured.state", "priority": 1},
 ]
 
 

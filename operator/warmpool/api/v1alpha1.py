@@ -481,6 +481,7 @@ class ConditionType(StrEnum):
     SUBNET_PRESSURE = "SubnetPressure"
     DEGRADED = "Degraded"
     FOREIGN_OWNER = "ForeignOwner"
+    MEASURED = "Measured"
 
 
 class Condition(_Model):
@@ -545,6 +546,47 @@ class AddonUpdate(_Model):
     started_time: datetime | None = None
 
 
+class MeasuredInstanceType(_Model):
+    """ipamd's own figures for the sampled nodes of one instance type, beside the operator's estimate."""
+
+    instance_type: str = Field(max_length=128)
+    nodes: int = Field(0, ge=0, description="Selected nodes of this type.")
+    nodes_sampled: int = Field(0, ge=0, description="Of them, the ones chosen to be scraped.")
+    nodes_measured: int = Field(0, ge=0, description="Of those, the ones whose figures are shown.")
+    idle_ips_per_node: float | None = Field(None, ge=0, description="ipamd's total - assigned IPs, mean.")
+    estimated_idle_ips_per_node: float | None = Field(
+        None, ge=0, description="The operator's estimate for the same nodes (ipamd's steady state, env in force)."
+    )
+    assigned_ips_per_node: float | None = Field(None, ge=0)
+    total_ips_per_node: float | None = Field(None, ge=0)
+    enis_per_node: float | None = Field(None, ge=0)
+    no_ip_errors: int | None = Field(
+        None, ge=0, description="Pod IP assignments that failed for want of a free IP, within noIpErrorsWindow."
+    )
+    no_ip_errors_since_start: int | None = Field(None, ge=0, description="ipamd's counters as read, summed.")
+    scraped_time: datetime | None = None
+
+
+class MeasuredPool(_Model):
+    """The pool as ipamd reports it on a sample of nodes (port 61678), read apart from planning."""
+
+    state: str = Field(
+        json_schema_extra={"enum": ["Fresh", "Partial", "Stale", "Missing", "Off"]},
+        description="Fresh: every sampled node read lately; Partial: some; Stale: none lately (last figures "
+        "shown); Missing: nothing read; Off: scraping switched off.",
+    )
+    message: str = Field("", max_length=2048)
+    via: str | None = Field(None, max_length=16, description="proxy (API server pod proxy) or direct.")
+    scraped_time: datetime | None = Field(None, description="The oldest scrape the figures use.")
+    nodes_sampled: int | None = Field(None, ge=0)
+    nodes_measured: int | None = Field(None, ge=0)
+    idle_ips_per_node: float | None = Field(None, ge=0, description="Measured, over every type.")
+    estimated_idle_ips_per_node: float | None = Field(None, ge=0, description="Estimated, same nodes.")
+    no_ip_errors: int | None = Field(None, ge=0, description="Within noIpErrorsWindow, summed over the nodes.")
+    no_ip_errors_window: StatusDuration | None = Field(None, description="How far back noIpErrors counts.")
+    by_instance_type: list[MeasuredInstanceType] = Field(default_factory=list)
+
+
 class WarmPoolPolicyStatus(_Model):
     observed_generation: int | None = Field(None, ge=0)
     conditions: list[Condition] = Field(
@@ -563,6 +605,7 @@ class WarmPoolPolicyStatus(_Model):
     burst: BurstStatistics | None = None
     subnets: list[SubnetHeadroom] = Field(default_factory=list)
     addon_update: AddonUpdate | None = None
+    measured: MeasuredPool | None = None
     checkpoint: dict[str, Any] | None = Field(
         None,
         description="The churn history, so a restart keeps what was learned. Written by the operator only.",

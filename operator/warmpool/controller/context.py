@@ -19,4 +19,5 @@ class OperatorContext:
     cluster: ClusterView  # nodes and pods, from the operator's own watches
     started_at: float
     policies: dict[str, PolicyMemory] = field(default_factory=dict)  # policy uid -> what the step remembers
+    scraper: Any = None  # warmpool.measured.scrape.IpamdScraper; None when reading ipamd's metrics is off
     eks: Any = None  # warmpool.aws.eks.EksAddonClient, made on first use (clusters on the add-on route only)

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
@@ -19,9 +20,11 @@ from warmpool.api.v1alpha1 import summarize
 from warmpool.apply.addon import Route
 from warmpool.apply.client import DaemonSetMissing, apply_env, read_daemonset
 from warmpool.apply.daemonset import DaemonSetView, view
+from warmpool.conditions import merge_conditions
 from warmpool.controller import addon_route
 from warmpool.controller.context import OperatorContext
 from warmpool.controller.inputs import observe_policy
+from warmpool.controller.measured import measured_pass
 from warmpool.step.status import timestamp
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -67,6 +70,15 @@ async def reconcile_policy(
         result.events[:0] = [step.Event(*e) for e in addon.events]
         if addon.status:
             result.status["addonUpdate"] = addon.status
+    # ipamd's own figures beside the estimate: read by the scraper in the background, never waited for here.
+    view_now = target if isinstance(target, DaemonSetView) else None
+    measured, condition = measured_pass(
+        ctx.scraper, policy.name, policy.uid, start.spec.target_ref.namespace, ds, view_now, observed, now
+    )
+    result.status["measured"] = measured
+    result.status["conditions"] = merge_conditions(
+        result.status.get("conditions") or [], [condition], datetime.fromtimestamp(now, UTC), policy.generation
+    )
 
     _record_metrics(policy.name, result, time.perf_counter() - started, now)
     logger.info("planned %s: %s", policy.name, result.summary)

@@ -51,12 +51,19 @@ async def configure_kopf(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     cluster = ClusterView(lambda: asyncio.to_thread(load_configuration, operator_settings))
     cluster.start()
     memo.ec2_head_start = asyncio.create_task(ask_ec2_early(cluster, ec2), name="warmpool-ec2-head-start")
+    scraper = None
+    if operator_settings.ipamd_metrics != "off":
+        from warmpool.measured.scrape import IpamdScraper
+
+        scraper = IpamdScraper(operator_settings, lambda: asyncio.to_thread(load_configuration, operator_settings))
+        scraper.start()
     memo.ctx = OperatorContext(
         settings=operator_settings,
         api=api_client(operator_settings),
         ec2=ec2,
         cluster=cluster,
         started_at=time.time(),
+        scraper=scraper,
     )
 
 
@@ -88,6 +95,8 @@ async def stop_watches(memo: kopf.Memo, **_: Any) -> None:
     ctx = getattr(memo, "ctx", None)
     if ctx is not None:
         await ctx.cluster.stop()
+        if ctx.scraper is not None:
+            await ctx.scraper.stop()
 
 
 @kopf.on.login()
