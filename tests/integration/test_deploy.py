@@ -178,12 +178,30 @@ def test_targets_value_and_kustomize_patch_render_the_same_roles(cluster: DevClu
         )
     )
     roles = {k[1]: v["rules"] for k, v in several.items() if k[0] == "Role" and k[2] == f"{NAME}-target"}
+    proxy = {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]}  # ipamd's metrics (ipamdMetrics=proxy)
     assert roles == {
         "a": [
-            {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["x", "z"], "verbs": ["get", "patch"]}
+            {
+                "apiGroups": ["apps"],
+                "resources": ["daemonsets"],
+                "resourceNames": ["x", "z"],
+                "verbs": ["get", "patch"],
+            },
+            proxy,
         ],
-        "b": [{"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["y"], "verbs": ["get", "patch"]}],
+        "b": [
+            {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["y"], "verbs": ["get", "patch"]},
+            proxy,
+        ],
     }
+    # Reading ipamd directly (or not at all) needs no pod proxy: the chart leaves the rule out.
+    direct = by_key(helm_template(cluster, "--set", "ipamdMetrics=direct"))
+    assert direct[("Role", NAMESPACE, f"{NAME}-target")]["rules"] == [
+        {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["aws-node"], "verbs": ["get", "patch"]}
+    ]
+    deployment = next(v for k, v in direct.items() if k[0] == "Deployment")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["WARMPOOL_IPAMD_METRICS"] == "direct"
     assert cluster.state is not None
     helm = str(Path(cluster.state.bin_dir) / "helm")
     for bad, message in (
@@ -403,6 +421,7 @@ def test_can_i_matrix(cluster: DevCluster, sa_kubeconfig: Path, admin_api: clien
         ("get", "daemonsets.apps/aws-node", "-n", NAMESPACE),
         ("patch", "daemonsets.apps/aws-node", "-n", NAMESPACE),
         ("create", "events", "-n", "default"),
+        ("get", "pods/x", "-n", NAMESPACE, "--subresource=proxy"),  # ipamd's metrics, through the pod proxy
     ]
     denied = [
         ("patch", "daemonsets.apps/aws-node", "-n", "default"),  # aws-node outside the targets' namespaces
@@ -428,6 +447,8 @@ def test_can_i_matrix(cluster: DevCluster, sa_kubeconfig: Path, admin_api: clien
         ("list", "configmaps", "-n", NAMESPACE),
         ("patch", "clusterkopfpeerings.kopf.dev/warmpool"),  # only with peering on
         ("create", "serviceaccounts/token", "-n", NAMESPACE),
+        ("get", "pods/x", "-n", "default", "--subresource=proxy"),  # the pod proxy outside the targets' namespaces
+        ("create", "pods/x", "-n", NAMESPACE, "--subresource=proxy"),  # GET only
     ]
 
     def can_i(args: tuple[str, ...]) -> str:

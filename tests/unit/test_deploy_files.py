@@ -145,10 +145,12 @@ def test_base_rbac_is_least_privilege() -> None:
     assert not {g for g in cluster if g[1] in {"daemonsets", "events", "secrets", "configmaps"}}
     assert not any("*" in g[:3] for g in cluster)
     assert {(g[0], g[1]) for g in cluster if g[2] == "get"} == set()
-    # The target: get and patch on kube-system/aws-node, through a namespaced Role.
+    # The target: get and patch on kube-system/aws-node, through a namespaced Role; and GET through the pod
+    # proxy in that namespace only, for ipamd's metrics (WARMPOOL_IPAMD_METRICS=proxy).
     assert _grants(docs[("Role", "kube-system", "warmpool-operator-target")]["rules"]) == {
         ("apps", "daemonsets", "get", "aws-node"),
         ("apps", "daemonsets", "patch", "aws-node"),
+        ("", "pods/proxy", "get", "*"),
     }
     # Events: create, in the namespace they are posted to (warmpool.events and kopf both use `default`).
     assert _grants(docs[("Role", "default", "warmpool-operator-events")]["rules"]) == {("", "events", "create", "*")}
