@@ -61,6 +61,7 @@ GOOD_SPECS: dict[str, dict[str, Any]] = {
             "deadBandRatio": 0,
             "quietPeriod": "0s",
             "interval": "30s",
+            "maxPerDay": 96,
             "allowForeignOwner": True,
         },
         "dryRun": True,
@@ -370,6 +371,18 @@ BAD_SPECS: dict[str, Bad] = {
         "should be greater than 0",
         "spec.churn.ec2CallsPerNodeHour",
         "Input should be greater than 0",
+    ),
+    "no rollout a day": Bad(
+        {"rollout": {"maxPerDay": 0}},
+        "should be greater than or equal to 1",
+        "spec.rollout.maxPerDay",
+        "Input should be greater than or equal to 1",
+    ),
+    "a rollout every 10 minutes": Bad(
+        {"rollout": {"maxPerDay": 144}},
+        "should be less than or equal to 96",
+        "spec.rollout.maxPerDay",
+        "Input should be less than or equal to 96",
     ),
     "reserve of 100%": Bad(
         {"subnetReserve": 1},

@@ -18,6 +18,7 @@ ROLLOUT = Rollout(cooldown="6h", dead_band=2, dead_band_ratio=0.2, quiet_period=
 NOW = 100_000.0
 LONG_AGO = NOW - 7 * 3600
 CALM: dict[str, Any] = {"last_applied_time": LONG_AGO, "quiet_since": NOW - 3600}
+DAY_OF_4 = [NOW - 23 * 3600, NOW - 17 * 3600, NOW - 11 * 3600, LONG_AGO]  # four counted rollouts in 24 h
 
 
 def run(recommended: dict[Variable, int], current: dict[Variable, int], **kw: Any) -> tuple[bool, GuardReason]:
@@ -113,6 +114,28 @@ def run(recommended: dict[Variable, int], current: dict[Variable, int], **kw: An
         ),
         # ... and not when WARM_IP_TARGET is unset on the DaemonSet (the first write goes through every guard).
         ({IP: 7, MIN: 5}, {MIN: 5}, {"rescue": {IP: 7}, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
+        # rollout.maxPerDay (4): a fifth counted rollout within 24 h is held ...
+        ({IP: 8}, {IP: 3}, {"rollouts": DAY_OF_4}, (False, GuardReason.DAILY_LIMIT)),
+        ({IP: 8}, {IP: 3}, {"rollouts": DAY_OF_4[1:]}, (True, GuardReason.APPLY)),
+        ({IP: 8}, {IP: 3}, {"rollouts": [*DAY_OF_4[1:], NOW - 86400]}, (True, GuardReason.APPLY)),  # a day ago
+        # ... after the cooldown and the other guards before it,
+        ({IP: 8}, {IP: 3}, {"rollouts": DAY_OF_4, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
+        ({IP: 8}, {IP: 7}, {"rollouts": DAY_OF_4}, (False, GuardReason.DEAD_BAND)),
+        # ... unless pods starve (the rescue passes, alone) or a subnet runs dry (a lowering passes).
+        ({IP: 7}, {IP: 4}, {"rescue": {IP: 7}, "rollouts": DAY_OF_4}, (True, GuardReason.APPLY)),
+        ({IP: 6}, {IP: 7}, {"urgent": True, "rollouts": DAY_OF_4}, (True, GuardReason.APPLY)),
+        (
+            {IP: 7},
+            {IP: 4},
+            {"rescue": {IP: 7}, "rollouts": DAY_OF_4, "quiet_since": None},
+            (False, GuardReason.NOT_QUIET),
+        ),
+        # A change that leaves every node holding the same (prefix mode rounds to /28s) is not worth a rollout,
+        ({IP: 8}, {IP: 3}, {"holds_same": lambda values: True}, (False, GuardReason.HOLDS_SAME)),
+        ({IP: 8}, {IP: 3}, {"holds_same": lambda values: False}, (True, GuardReason.APPLY)),
+        # ... nor a rescue that holds the same; the cooldown is reported first.
+        ({IP: 7}, {IP: 4}, {"rescue": {IP: 7}, "holds_same": lambda v: True}, (False, GuardReason.HOLDS_SAME)),
+        ({IP: 8}, {IP: 3}, {"holds_same": lambda v: True, "last_applied_time": NOW}, (False, GuardReason.COOLDOWN)),
     ],
 )
 def test_decide(
@@ -256,3 +279,31 @@ def test_an_entry_ipamd_ignores_is_rewritten_even_inside_the_dead_band() -> None
     assert current_values(env, [IP, MIN]) == {MIN: 20}
     assert run({IP: 5, MIN: 20}, current_values(env, [IP, MIN])) == (True, GuardReason.APPLY)
     assert run({IP: 5, MIN: 20}, current_values({**env, "WARM_IP_TARGET": "5"}, [IP, MIN]))[1] is GuardReason.NO_CHANGE
+
+
+def test_the_daily_limit_holds_the_whole_recommendation_but_writes_the_rescue() -> None:
+    recommended, current = {IP: 1, MIN: 20}, {IP: 4, MIN: 8}
+    d = decide(recommended, current, ROLLOUT, now=NOW, rescue={IP: 7, MIN: 8}, rollouts=DAY_OF_4, **CALM)
+    assert d.apply
+    assert d.values == {IP: 7, MIN: 8}
+    held = decide(recommended, current, ROLLOUT, now=NOW, rollouts=DAY_OF_4, **CALM)
+    assert (held.apply, held.reason) == (False, GuardReason.DAILY_LIMIT)
+    assert "4 rollouts in the last 24h (rollout.maxPerDay 4)" in held.message
+    assert "the next may come in 3600s" in held.message  # when the oldest of the four is a day old
+
+
+@given(
+    st.lists(st.floats(0, 48 * 3600), max_size=12),
+    st.integers(1, 6),
+    st.booleans(),
+)
+def test_at_most_max_per_day_rollouts_in_24h_unless_pods_starve(
+    ages: list[float], max_per_day: int, starving: bool
+) -> None:
+    rollout = ROLLOUT.model_copy(update={"max_per_day": max_per_day})
+    rollouts = [NOW - age for age in ages]
+    rescue = {IP: 7} if starving else None
+    d = decide({IP: 7}, {IP: 4}, rollout, now=NOW, rescue=rescue, rollouts=rollouts, **CALM)
+    within_day = sum(1 for age in ages if age < 86400)
+    assert d.apply is (within_day < max_per_day or starving)
+    assert (d.reason is GuardReason.DAILY_LIMIT) is (within_day >= max_per_day and not starving)

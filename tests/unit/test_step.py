@@ -11,7 +11,7 @@ import pytest
 
 from tests.kube import aws_node_daemonset
 from warmpool import step
-from warmpool.api.v1alpha1 import Variable
+from warmpool.api.v1alpha1 import Churn, Variable
 from warmpool.apply.daemonset import DaemonSetView, EnvEntry, view
 from warmpool.aws.instance_table import FALLBACK_LIMITS
 from warmpool.planner import ChurnTracker
@@ -115,6 +115,11 @@ REFUSALS: dict[str, tuple[dict[str, Any], Reason, bool]] = {
     "no_change": ({"target": "in_sync"}, Reason.NO_CHANGE, False),
     "cooldown": ({"status": {"lastAppliedTime": timestamp(NOW - 60)}}, Reason.COOLDOWN, False),
     "not_quiet": ({"snapshot": nodes(pending=50)}, Reason.NOT_QUIET, False),
+    "daily_limit": (
+        {"status": {"lastAppliedTime": timestamp(NOW - 7200), "checkpoint": "four_rollouts"}},
+        Reason.DAILY_LIMIT,
+        False,
+    ),
     "foreign_owner": ({"target": target(owners={"WARM_IP_TARGET": ["eks"]})}, Reason.FOREIGN_OWNER, False),
     "value_from": ({"target": target({**DEFAULT_ENV, "WARM_IP_TARGET": None})}, Reason.VALUE_FROM, False),
     "ec2_unknown": ({"subnets_known": False}, Reason.INPUTS_UNKNOWN, False),
@@ -142,6 +147,8 @@ def build(case: str, dry_run: bool, rollout: bool, learning: bool) -> Tick:
     tick = Tick(learned=not learning)
     for key, value in changes.items():
         setattr(tick, key, value)
+    if tick.status.get("checkpoint") == "four_rollouts":
+        tick.status = {**tick.status, "checkpoint": checkpoint_with_rollouts(7200, 4 * 3600, 8 * 3600, 20 * 3600)}
     if tick.target == "in_sync":
         tick.target = target(in_sync_env())
     elif tick.target == "release":
@@ -152,6 +159,13 @@ def build(case: str, dry_run: bool, rollout: bool, learning: bool) -> Tick:
         tick.target = DaemonSetView(**{**_fields(tick.target), "rollout_in_progress": True})
     tick.spec = {**tick.spec, "dryRun": dry_run}
     return tick
+
+
+def checkpoint_with_rollouts(*ages: float) -> dict[str, Any]:
+    """A readable checkpoint whose counted rollouts were `ages` seconds before NOW."""
+    tracker = ChurnTracker(Churn.model_validate(spec()["churn"]))
+    tracker.started_at = NOW - 7200
+    return {**tracker.to_checkpoint(), "rollouts": {"version": 1, "times": [NOW - a for a in ages]}}
 
 
 def _fields(v: DaemonSetView) -> dict[str, Any]:

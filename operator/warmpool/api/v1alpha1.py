@@ -43,6 +43,8 @@ MAX_MATCH_LABELS = 64
 MAX_MATCH_EXPRESSIONS = 32
 MAX_SELECTOR_VALUES = 64
 DURATION_MAX_LENGTH = 32
+# rollout.maxPerDay: one rollout every 15 minutes at most; every rollout restarts aws-node on every node.
+MAX_ROLLOUTS_PER_DAY = 96
 
 # Status durations are written by the operator only, as Go writes them; a pattern is enough there.
 StatusDuration = Annotated[str, Field(pattern=formats.DURATION_SYNTAX, max_length=DURATION_MAX_LENGTH)]
@@ -326,6 +328,13 @@ class Rollout(_Model):
         "10m", description="Churn must have stayed low this long before a change is applied; 0s to 24h."
     )
     interval: Interval = Field("60s", description="How often the policy is re-planned; 10s to 24h.")
+    max_per_day: int = Field(
+        4,
+        ge=1,
+        le=MAX_ROLLOUTS_PER_DAY,
+        description="Most aws-node rollouts in any 24 hours, not counting warmpool's first change; a rescue "
+        f"(pods waiting for IPs) or a subnet-pressure relief may pass it. 1 to {MAX_ROLLOUTS_PER_DAY}.",
+    )
     allow_foreign_owner: bool = Field(
         False,
         description=(

@@ -2,13 +2,14 @@
 
 Every env change restarts aws-node on every node, so the checks run from the most basic to the most specific
 and the first that holds gives the reason (one label value per decision for metrics):
-paused -> no_change -> dead_band -> rollout_in_progress -> cooldown -> not_quiet -> dry_run -> apply.
+paused -> no_change -> dead_band -> rollout_in_progress -> cooldown / daily_limit (which a rescue may pass) ->
+holds_same -> not_quiet -> dry_run -> apply.
 dry_run comes last on purpose: it then means "would have applied now", which is what a dry run should report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -18,14 +19,16 @@ from warmpool.ipamd.env import go_atoi
 
 class GuardReason(StrEnum):
     """Why a policy step writes or holds: one label value per decision for metrics, and the Applied condition's
-    reason in CamelCase. The guards here give the first eight; the rest depend on the live objects."""
+    reason in CamelCase. The guards here give the first ten; the rest depend on the live objects."""
 
     APPLY = "apply"
     PAUSED = "paused"
     NO_CHANGE = "no_change"
     DEAD_BAND = "dead_band"
+    HOLDS_SAME = "holds_same"  # every node would hold the same IPs and prefixes: the change buys nothing
     ROLLOUT_IN_PROGRESS = "rollout_in_progress"
     COOLDOWN = "cooldown"
+    DAILY_LIMIT = "daily_limit"  # rollout.maxPerDay rollouts in the last 24 h, and pods are not starving
     NOT_QUIET = "not_quiet"
     DRY_RUN = "dry_run"
     # Refusals decided by the operator from live inputs the pure guards do not see.
@@ -42,6 +45,8 @@ class GuardReason(StrEnum):
     def camel(self) -> str:
         return self.value.title().replace("_", "")
 
+
+DAY = 86400.0
 
 # Variables for which ipamd reads an absent entry as a value: writing that value changes nothing on a node,
 # so it is not worth a rollout by itself.
@@ -82,6 +87,11 @@ def beyond_dead_band(new: int, old: int | None, rollout: Rollout) -> bool:
     return delta > 0 and delta >= rollout.dead_band and delta >= rollout.dead_band_ratio * abs(old)
 
 
+def rollouts_within_day(rollouts: Iterable[float], now: float) -> list[float]:
+    """The counted rollouts of the 24 hours before `now`, oldest first."""
+    return sorted(t for t in rollouts if now - DAY < t <= now)
+
+
 def decide(
     recommended: Mapping[Variable, int],
     current: Mapping[Variable, int],
@@ -95,6 +105,8 @@ def decide(
     rollout_in_progress: bool = False,
     urgent: bool = False,
     rescue: Mapping[Variable, int] | None = None,
+    rollouts: Sequence[float] = (),
+    holds_same: Callable[[Mapping[Variable, int]], bool] | None = None,
 ) -> Decision:
     """`current` holds the managed variables as set on the DaemonSet (absent = unset; see `current_values`).
     `quiet_since` is when churn last became low (None while it is high). `urgent` (the plan reports subnet
@@ -104,7 +116,13 @@ def decide(
     IPs now, and gives the values that cover it: WARM_IP_TARGET raised next to the minimum in effect, or the
     pool left to whole ENIs) lets those values skip the cooldown, never the dead band or the other guards: each
     hour at the old values makes pods wait, and a rescue only ever adds spare IPs up to the instance limits, so
-    it cannot flap. The full recommendation waits for the cooldown."""
+    it cannot flap. The full recommendation waits for the cooldown.
+    `rollouts`: when the counted changes were made (the first change warmpool ever makes is not counted); once
+    `rollout.maxPerDay` of them fall within the last 24 hours, only a rescue or a subnet-pressure relief may
+    roll aws-node again (pods wait, or are about to when the subnet runs dry).
+    `holds_same(values)`: True when writing `values` would leave every node holding the same IPs and prefixes
+    (prefix mode rounds to /28s; see `warmpool.planner.holding`): such a change is not worth a rollout, from
+    whichever source the value came (histograms, replay, rescue)."""
     values = dict(recommended)
     changed = {v: n for v, n in values.items() if _differs(n, current, v)}
     relief = urgent and all(v in current and n < current[v] for v, n in changed.items())
@@ -133,16 +151,26 @@ def decide(
         return hold(GuardReason.ROLLOUT_IN_PROGRESS, "an aws-node rollout is still in progress")
     cooldown = parse_duration(rollout.cooldown)
     in_cooldown = last_applied_time is not None and now - last_applied_time < cooldown
-    if (in_cooldown and not relief) or (not worth and not relief):
-        # Only the rescue is worth writing now: within the cooldown, or while the recommendation itself stays
-        # within the dead band.
+    recent = rollouts_within_day(rollouts, now)
+    limited = len(recent) >= rollout.max_per_day and not relief
+    if (in_cooldown and not relief) or (not worth and not relief) or limited:
+        # Only the rescue may be written now: within the cooldown, past the day's rollouts, or while the
+        # recommendation itself stays within the dead band.
         if not rescue_ok or rescue is None:
-            assert last_applied_time is not None
+            if in_cooldown and not relief:
+                assert last_applied_time is not None
+                return hold(
+                    GuardReason.COOLDOWN,
+                    f"last change {now - last_applied_time:.0f}s ago, cooldown {rollout.cooldown}",
+                )
             return hold(
-                GuardReason.COOLDOWN,
-                f"last change {now - last_applied_time:.0f}s ago, cooldown {rollout.cooldown}",
+                GuardReason.DAILY_LIMIT,
+                f"{len(recent)} rollouts in the last 24h (rollout.maxPerDay {rollout.max_per_day}): the next may "
+                f"come in {recent[-rollout.max_per_day] + DAY - now:.0f}s, sooner only if pods starve",
             )
         values = {v: n for v, n in rescue.items() if v in current or v in rescue_changes}
+    if holds_same is not None and holds_same(values):
+        return hold(GuardReason.HOLDS_SAME, f"{summarize(values)} would leave every node holding the same IPs")
     quiet_period = parse_duration(rollout.quiet_period)
     if quiet_since is None:
         return hold(GuardReason.NOT_QUIET, "churn is high now")

@@ -1,16 +1,17 @@
 """The policy step: from one policy, the observed facts, the target container and the clock to everything decided.
 
 Order of the refusals once a change is wanted (the first that holds gives the reason):
-conflict (reported even without a change) -> the planner's guards (no change, dead band, rollout in progress,
-cooldown, not quiet) -> foreign owner -> valueFrom -> EC2 unknown -> nothing planned -> still learning -> the
-safety check on the whole resulting env -> dry run. A release of entries the policy no longer manages is a
-change like any other: it waits for the rollout, the cooldown and the quiet period, and dry run never writes it.
+conflict (reported even without a change) -> the planner's guards (no change, dead band, rollout in
+progress, cooldown, daily limit, holds the same, not quiet) -> foreign owner -> valueFrom -> EC2 unknown -> nothing
+planned -> still learning -> the safety check on the whole resulting env -> dry run. A release of entries the
+policy no longer manages is a change like any other: it waits for the rollout, the cooldown and the quiet
+period, and dry run never writes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +23,12 @@ from warmpool.api.v1alpha1 import Variable, parse_duration, summarize
 from warmpool.apply.daemonset import DaemonSetView
 from warmpool.conditions import ConditionUpdate, merge_conditions
 from warmpool.ipamd.env import go_atoi, mode_from_env
+from warmpool.ipamd.limits import IpMode
+from warmpool.ipamd.safety import merge_env
 from warmpool.ipamd.version import cni_version_from_image
-from warmpool.planner import GuardReason, advice, current_values, plan
+from warmpool.planner import GuardReason, advice, current_values, holding, plan
 from warmpool.planner import decide as guard
+from warmpool.snapshot import ClusterSnapshot
 from warmpool.step import status as st
 from warmpool.step.memory import PolicyMemory, new_memory
 from warmpool.step.model import (
@@ -84,7 +88,7 @@ def begin(policy: PolicyInput, memory: PolicyMemory | None, now: float, *, histo
     if memory is None or memory.churn != spec.churn:
         memory, problem = new_memory(policy.status, spec.churn, history_since, memory)
         if problem:
-            events.append(Event("Warning", "CheckpointDiscarded", f"{problem}: learning restarts from now"))
+            events.append(Event("Warning", "CheckpointDiscarded", problem))
     interval = parse_duration(spec.rollout.interval)
     spec_changed = policy.status.get("observedGeneration") != policy.generation
     if memory.last_plan is not None and now - memory.last_plan < interval - 0.5 and not spec_changed:
@@ -128,7 +132,7 @@ def decide(
         budget = spec.churn.ec2_calls_per_node_hour
         rec = advice.refine(rec, memory.replay, spec, observed.limits, env, now, version, ec2_budget=budget)
     fields: dict[str, Any] = {**st.plan_status(rec), "lastPlannedTime": st.timestamp(now)}
-    fields["checkpoint"] = memory.tracker.to_checkpoint()
+    fields["checkpoint"] = memory.to_checkpoint()
     conditions += [ConditionUpdate(c.type.value, c.status, c.reason, c.message) for c in rec.conditions]
     pending = Pending(start, None, Reason.TARGET_UNREADABLE, "", rec, view, now, conditions, list(start.events))
     pending.problems, pending.status = problems, fields
@@ -145,6 +149,7 @@ def decide(
         filter(None, [st.parse_timestamp(start.policy.status.get("lastAppliedTime")), view.warmpool_applied_at]),
         default=None,
     )
+    pending.last_applied = last_applied
     if last_applied is not None:
         fields["lastAppliedTime"] = st.timestamp(last_applied)
     _detect_foreign_edit(start, current, pending)
@@ -185,8 +190,14 @@ def decide(
         rollout_in_progress=view.rollout_in_progress,
         urgent=rec.subnet_pressure,
         rescue=rec.rescue,
+        rollouts=memory.rollouts,
+        holds_same=_holds_same(rec.mode, env, observed, snapshot),
     )
-    only_release = bool(release) and base.reason in (GuardReason.NO_CHANGE, GuardReason.DEAD_BAND)
+    only_release = bool(release) and base.reason in (
+        GuardReason.NO_CHANGE,
+        GuardReason.DEAD_BAND,
+        GuardReason.HOLDS_SAME,
+    )
     if only_release:
         values = {v: current[v] for v in spec.managed_variables if v in current}
         why = _release_hold(view, last_applied, stats.quiet_since, spec.rollout, now)
@@ -233,6 +244,18 @@ def decide(
         return hold(Reason.DRY_RUN, f"dry run: would write {what}")
     pending.write = write
     return hold(Reason.APPLY, f"write {what}")
+
+
+def _holds_same(
+    mode: IpMode, env: Mapping[str, str], observed: Observed, snapshot: ClusterSnapshot
+) -> Callable[[Mapping[Variable, int]], bool]:
+    """Whether writing some values would leave every observed node holding what it holds under `env`."""
+    pods = holding.pods_by_type((n.instance_type, n.ip_pods) for n in snapshot.nodes)
+
+    def same(values: Mapping[Variable, int]) -> bool:
+        return holding.holds_same(mode, env, merge_env(env, values), observed.limits, pods)
+
+    return same
 
 
 def _usable_target(
@@ -350,6 +373,9 @@ def report(pending: Pending, outcome: Outcome) -> StepResult:
         wrote, view = True, outcome.target
         current = _current(view.plain_env(), start.spec.managed_variables)
         fields["lastAppliedTime"] = st.timestamp(now)
+        if pending.last_applied is not None:  # warmpool's first change is not counted against rollout.maxPerDay
+            memory.record_rollout(now)
+            fields["checkpoint"] = memory.to_checkpoint()
         assert pending.write is not None
         message = f"applied {summarize(pending.write.values)} to {pending.write.namespace}/{pending.write.name}"
         if pending.write.release:

@@ -1,6 +1,11 @@
 """What the step remembers of one policy between calls: the learned churn, the sampled pod history the replay
-chooser reads, the cadence, and which problems it has already reported (so each becomes one Event, not one a
-minute). The caller keeps it and passes it back."""
+chooser reads, when it rolled aws-node, the cadence, and which problems it has already reported (so each becomes
+one Event, not one a minute). The caller keeps it and passes it back.
+
+The status checkpoint (`PolicyMemory.to_checkpoint`) holds what must survive a restart: the churn tracker's
+histograms at the top level (their own version), and beside them, each with a version of its own so an older
+operator's checkpoint still loads, `rollouts` (the counted change times of the last day, for
+rollout.maxPerDay)."""
 
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ from warmpool.planner import ChurnTracker
 from warmpool.planner.replay import ReplayPlanner
 
 NODE_COUNT_SAMPLES = 120  # the scale-out detector looks back minutes, not hours
+ROLLOUTS_VERSION = 1
+MAX_ROLLOUTS_KEPT = 100  # rollout.maxPerDay is at most 96: more changes in a day never need remembering
+DAY = 86400.0
 
 
 @dataclass
@@ -29,6 +37,18 @@ class PolicyMemory:
     # Pod starts and stops of a sample of nodes: not in the checkpoint (a day of them would not fit the status),
     # so the replay chooser has its say a day after the operator starts.
     replay: ReplayPlanner = field(default_factory=ReplayPlanner)
+    # When warmpool rolled aws-node, its first change left out (rollout.maxPerDay counts the ones after it).
+    rollouts: list[float] = field(default_factory=list)
+
+    def record_rollout(self, now: float) -> None:
+        recent = [t for t in self.rollouts if now - DAY < t <= now]
+        self.rollouts = [*recent[-(MAX_ROLLOUTS_KEPT - 1) :], now]
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """What the status keeps of this memory (JSON-safe; see the module doc)."""
+        data = self.tracker.to_checkpoint()
+        data["rollouts"] = {"version": ROLLOUTS_VERSION, "times": list(self.rollouts)}
+        return data
 
     def report_once(self, kind: str, message: str | None) -> bool:
         """True when `message` differs from the last one of this kind (None clears it)."""
@@ -70,20 +90,41 @@ def restore_tracker(checkpoint: Any, churn: Churn) -> tuple[ChurnTracker | None,
     return tracker, None
 
 
+def restore_rollouts(checkpoint: Any) -> tuple[list[float], str | None]:
+    """The counted rollout times a checkpoint holds (none in one written before they were kept), or ([], why)."""
+    if not isinstance(checkpoint, Mapping) or "rollouts" not in checkpoint:
+        return [], None
+    data = checkpoint["rollouts"]
+    if not isinstance(data, Mapping) or data.get("version") != ROLLOUTS_VERSION:
+        return [], f"status.checkpoint.rollouts is not a version {ROLLOUTS_VERSION} object"
+    times = data.get("times")
+    if not isinstance(times, list) or not all(_finite(t) for t in times) or len(times) > MAX_ROLLOUTS_KEPT:
+        return [], f"status.checkpoint.rollouts.times is not a list of at most {MAX_ROLLOUTS_KEPT} times"
+    return sorted(float(t) for t in times), None
+
+
 def new_memory(
     status: Mapping[str, Any], churn: Churn, history_since: float, previous: PolicyMemory | None
 ) -> tuple[PolicyMemory, str | None]:
     """Memory for a policy seen for the first time since start (resumed from its checkpoint when it can be
-    read; otherwise learning restarts and the reason is returned), or whose churn spec changed (fresh
+    read; otherwise learning restarts and what was discarded is returned), or whose churn spec changed (fresh
     histograms; the pod history logged for the replay does not depend on the spec and is kept)."""
-    tracker, problem = restore_tracker(status.get("checkpoint"), churn) if previous is None else (None, None)
+    checkpoint = status.get("checkpoint")
+    tracker, problem = restore_tracker(checkpoint, churn) if previous is None else (None, None)
     memory = PolicyMemory(tracker=tracker or ChurnTracker(churn), churn=churn, complete_since=history_since)
     memory.restarted_because = problem
     if previous is not None:
-        memory.last_plan, memory.node_counts, memory.reported, memory.replay = (
+        memory.last_plan, memory.node_counts, memory.reported, memory.replay, memory.rollouts = (
             previous.last_plan,
             previous.node_counts,
             previous.reported,
             previous.replay,
+            previous.rollouts,
         )
-    return memory, problem
+        return memory, None
+    # The rollout count survives a bad histogram checkpoint, and the other way round.
+    memory.rollouts, rollouts_problem = restore_rollouts(checkpoint)
+    problems = [f"{problem}: learning restarts from now"] if problem else []
+    if rollouts_problem:
+        problems.append(f"{rollouts_problem}: the day's rollout count starts over")
+    return memory, "; ".join(problems) or None

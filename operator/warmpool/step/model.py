@@ -163,3 +163,4 @@ class Pending:
     current: dict[Variable, int] = field(default_factory=dict)
     held_values: dict[Variable, int] = field(default_factory=dict)  # what a hold would have written
     release: tuple[str, ...] = ()  # entries warmpool owns that the policy no longer manages
+    last_applied: float | None = None  # warmpool's last change before this step (None: a write is its first)

@@ -1,0 +1,130 @@
+"""The policy step over time: the daily rollout limit survives a restart through the checkpoint, and in prefix
+mode a change that leaves every node holding the same prefixes is skipped whatever planned it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.test_step import DEFAULT_ENV, LIMITS, NOW, Tick, spec, target
+from warmpool import step
+from warmpool.ipamd.env import parse_env
+from warmpool.ipamd.limits import IpMode
+from warmpool.ipamd.pool import PoolShape, steady_state
+from warmpool.step import Reason
+from warmpool.step.status import merge_patch
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+class Operator:
+    """Ticks of one policy whose DaemonSet stays on AWS's defaults (so every tick wants a change), with the
+    status kept as the API server keeps it and restarts that drop everything but the status."""
+
+    def __init__(self, **spec_overrides: Any) -> None:
+        rollout = {"interval": "60s", "cooldown": "1h", "quietPeriod": "0s", "deadBand": 0, "deadBandRatio": 0}
+        self.tick = Tick(spec=spec(rollout={**rollout, **spec_overrides}))
+        self.writes: list[float] = []
+        self.reasons: list[Reason] = []
+
+    def run(self, now: float) -> Reason:
+        pending = self.tick.decide(now)
+        outcome = None
+        if pending.write is not None:
+            outcome = step.Applied(target(step.env_after(dict(DEFAULT_ENV), pending.write)))
+            self.writes.append(now)
+        result = step.report(pending, outcome)
+        self.tick.status = merge_patch(self.tick.status, result.status)
+        self.tick.target = target()  # someone puts the defaults back: the next tick wants a change again
+        self.reasons.append(pending.reason)
+        return pending.reason
+
+    def restart(self) -> None:
+        self.tick.memory = None
+
+
+def test_the_fifth_change_in_a_day_is_held_and_a_restart_keeps_the_count() -> None:
+    op = Operator()
+    times = [NOW + i * 2 * HOUR for i in range(6)]
+    assert [op.run(t) for t in times[:5]] == [Reason.APPLY] * 5  # the first change is not counted
+    op.restart()
+    assert op.run(times[5]) is Reason.DAILY_LIMIT
+    applied = next(c for c in op.tick.status["conditions"] if c["type"] == "Applied")
+    assert applied["reason"] == "DailyLimit"
+    assert "4 rollouts in the last 24h (rollout.maxPerDay 4)" in applied["message"]
+    assert op.tick.status["checkpoint"]["rollouts"] == {"version": 1, "times": times[1:5]}
+    # The oldest counted change leaves the 24 h window: one more may roll.
+    assert op.run(times[1] + DAY) is Reason.APPLY
+
+
+def test_without_the_checkpoint_a_restart_would_forget_the_count() -> None:
+    op = Operator()
+    for i in range(5):
+        op.run(NOW + i * 2 * HOUR)
+    op.restart()
+    op.tick.status = {k: v for k, v in op.tick.status.items() if k != "checkpoint"}
+    assert op.run(NOW + 10 * HOUR) is Reason.APPLY  # what the checkpoint prevents
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    gaps=st.lists(st.floats(HOUR, 9 * HOUR), min_size=2, max_size=14),
+    restarts=st.sets(st.integers(0, 13)),
+    max_per_day=st.integers(1, 5),
+)
+def test_no_24h_window_holds_more_than_max_per_day_counted_rollouts(
+    gaps: list[float], restarts: set[int], max_per_day: int
+) -> None:
+    op = Operator(maxPerDay=max_per_day)
+    now = NOW
+    for i, gap in enumerate(gaps):
+        if i in restarts:
+            op.restart()
+        op.run(now)
+        now += gap
+    counted = op.writes[1:]  # warmpool's first change is free
+    for t in counted:
+        assert sum(1 for u in counted if t <= u < t + DAY) <= max_per_day
+    # Not vacuous: each tick was held by the limit or wrote.
+    assert set(op.reasons) <= {Reason.APPLY, Reason.DAILY_LIMIT}
+
+
+# ----- prefix mode: a change that holds the same prefixes is skipped -----
+
+PREFIX_ENV = {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"}
+
+
+def holdings(env: dict[str, str], pods: int) -> PoolShape:
+    return steady_state(LIMITS["m5.large"], IpMode.PREFIX, parse_env(env), pods)
+
+
+@settings(max_examples=40, deadline=None)
+@given(warm=st.integers(1, 20), minimum=st.integers(0, 40))
+def test_a_prefix_change_is_skipped_exactly_when_every_node_holds_the_same(warm: int, minimum: int) -> None:
+    current = {**PREFIX_ENV, "WARM_IP_TARGET": str(warm), "MINIMUM_IP_TARGET": str(minimum)}
+    tick = Tick(target=target(current))
+    pending = tick.decide()
+    values = {v.value: str(n) for v, n in pending.rec.values.items()}
+    if pending.reason is Reason.NO_CHANGE:
+        return
+    after = {**current, **values}
+    pods = {n.ip_pods for n in tick.snapshot.nodes}
+    same = all(holdings(current, p) == holdings(after, p) for p in pods)
+    assert (pending.reason is Reason.HOLDS_SAME) is same, (values, pending.message)
+    assert (pending.write is not None) is (not same)
+
+
+def test_both_sides_of_the_prefix_skip() -> None:
+    # The plan asks WARM_IP_TARGET=9,MINIMUM_IP_TARGET=8 for nodes of 8 pods: 17 IPs, two prefixes.
+    assert {v.value: n for v, n in Tick(target=target(PREFIX_ENV)).decide().rec.values.items()} == {
+        "WARM_IP_TARGET": 9,
+        "MINIMUM_IP_TARGET": 8,
+    }
+    same = Tick(target=target({**PREFIX_ENV, "WARM_IP_TARGET": "9", "MINIMUM_IP_TARGET": "0"})).decide()
+    assert (same.reason, same.write) == (Reason.HOLDS_SAME, None)
+    assert "would leave every node holding the same IPs" in same.message
+    fewer = Tick(target=target({**PREFIX_ENV, "WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": "0"})).decide()
+    assert fewer.reason is Reason.APPLY  # 9 IPs fit one prefix: the change adds the second
