@@ -4,6 +4,7 @@ subprocess with its own RBAC; the policy status shows the recommendation, reason
 from __future__ import annotations
 
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +148,24 @@ def test_status_shows_recommendation_reasons_and_burst(
     with urllib.request.urlopen(f"http://127.0.0.1:{run_operator.liveness_port}/healthz", timeout=5) as response:
         assert response.status == 200
 
-    # A restart keeps what was learned: the new process has no pod-start log, only the status checkpoint.
+    # A restart keeps what was learned: the new process has no pod-start log, only the status checkpoint, which
+    # holds the histograms, the demand profile (this hour of the day and of the week for m5.large) and the
+    # counted rollouts (none under dry run: one is put there while the operator is down, as a change would).
     assert run_operator.stop() == 0
+    status = policy_status(admin_api, policy)
+    profile = status["checkpoint"]["profile"]
+    assert profile["version"] == 1
+    rows = {kind: {r[0]: r for r in profile["types"]["m5.large"][kind]} for kind in ("day", "week")}
+    assert len(rows["day"]) == len(rows["week"]) >= 1  # the hours the test ran in
+    assert max(r[4] for r in rows["day"].values()) >= 5  # held: the node that took the burst of 5 needed 5 IPs
+    rollout = datetime.now(UTC).timestamp() - 3600
+    client.CustomObjectsApi(admin_api).patch_cluster_custom_object_status(
+        v1alpha1.GROUP,
+        v1alpha1.VERSION,
+        v1alpha1.PLURAL,
+        policy,
+        {"status": {"checkpoint": {"rollouts": {"version": 1, "times": [rollout]}}}},
+    )
     planned_before = status["lastPlannedTime"]
     run_operator.start()
     after = wait_status(
@@ -160,6 +177,13 @@ def test_status_shows_recommendation_reasons_and_burst(
     )
     assert after["burst"]["max"] == 5
     assert {v: r["value"] for v, r in after["recommended"].items()} == {"WARM_IP_TARGET": 1, "MINIMUM_IP_TARGET": 5}
+    restored = after["checkpoint"]["profile"]["types"]["m5.large"]
+    for kind in ("day", "week"):  # every bucket kept; figures only grow within the hour
+        now_rows = {r[0]: r for r in restored[kind]}
+        assert set(rows[kind]) <= set(now_rows)
+        for slot, row in rows[kind].items():
+            assert all(new >= old for new, old in zip(now_rows[slot][3:], row[3:], strict=True)), (row, now_rows)
+    assert after["checkpoint"]["rollouts"] == {"version": 1, "times": [rollout]}
 
     # kopf never wrote to Pods or Nodes: no annotations, no finalizers.
     for pod in core.list_namespaced_pod(namespace).items:

@@ -3,6 +3,7 @@ mode a change that leaves every node holding the same prefixes is skipped whatev
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import given, settings
@@ -10,9 +11,11 @@ from hypothesis import strategies as st
 
 from tests.unit.test_step import DEFAULT_ENV, LIMITS, NOW, Tick, spec, target
 from warmpool import step
+from warmpool.api.v1alpha1 import Variable
 from warmpool.ipamd.env import parse_env
 from warmpool.ipamd.limits import IpMode
 from warmpool.ipamd.pool import PoolShape, steady_state
+from warmpool.snapshot import ClusterSnapshot, NodeInfo
 from warmpool.step import Reason
 from warmpool.step.status import merge_patch
 
@@ -128,3 +131,64 @@ def test_both_sides_of_the_prefix_skip() -> None:
     assert "would leave every node holding the same IPs" in same.message
     fewer = Tick(target=target({**PREFIX_ENV, "WARM_IP_TARGET": "1", "MINIMUM_IP_TARGET": "0"})).decide()
     assert fewer.reason is Reason.APPLY  # 9 IPs fit one prefix: the change adds the second
+
+
+# ----- the demand profile survives a restart -----
+
+
+def diurnal_snapshot(now: float) -> ClusterSnapshot:
+    """Three m5.large nodes: a burst of starts every tick in the morning (06:00-09:00 UTC), one otherwise."""
+    hour = int(now // HOUR) % 24
+    starts = 8 if 6 <= hour < 9 else 1
+    pods = 20 if 6 <= hour < 18 else 4
+    infos = tuple(
+        NodeInfo(
+            name=f"n{i}",
+            instance_type="m5.large",
+            zone="us-east-1a",
+            subnet_ids=("subnet-a",),
+            ip_pods=pods,
+            pod_start_times=tuple(now - 200 + 2 * j for j in range(starts)),
+            pod_stop_times=tuple(now - 150 + 2 * j for j in range(starts)),
+        )
+        for i in range(3)
+    )
+    return ClusterSnapshot(now=now, nodes=infos)
+
+
+def test_a_restart_restores_the_profile_and_plans_the_coming_hours_at_once() -> None:
+    # WARM_ENI_TARGET alone: the histogram plan (no replay chooser, whose log is not checkpointed) decides.
+    op = Operator(interval="10m", cooldown="6h")
+    op.tick.spec = {**op.tick.spec, "mode": "SecondaryIP", "manage": [{"name": "WARM_ENI_TARGET"}]}
+    midnight = NOW - NOW % DAY
+    t = midnight
+    while t < midnight + DAY + 2 * HOUR:  # a day and two hours, a tick every 10 minutes
+        op.tick.snapshot = diurnal_snapshot(t)
+        op.run(t)
+        t += 600
+    stored = op.tick.status["checkpoint"]["profile"]
+    assert stored["version"] == 1
+    assert len(stored["types"]["m5.large"]["day"]) == 24
+    kept = copy.deepcopy(op)
+    op.restart()
+    now = midnight + DAY + 2 * HOUR  # 02:00: the morning burst is within the coming 6 h
+    for each in (op, kept):
+        each.tick.snapshot = diurnal_snapshot(now)
+    assert kept.tick.memory is not None
+    assert stored == kept.tick.memory.profile.to_checkpoint()  # what the status keeps is all there is
+    restarted, running = op.tick.decide(now), kept.tick.decide(now)
+    assert op.tick.memory is not None
+    assert op.tick.memory.profile.expected("m5.large", now, now + 6 * HOUR) == kept.tick.memory.profile.expected(
+        "m5.large", now, now + 6 * HOUR
+    )
+    assert restarted.rec.values == running.rec.values
+    why = restarted.rec.reasons[Variable.WARM_ENI_TARGET]
+    assert "sized for the next 6h from the hours of the day as last seen" in why
+    # Without the profile the restarted operator would plan from the histograms alone.
+    forgotten = copy.deepcopy(kept)
+    forgotten.restart()
+    forgotten.tick.status = {
+        **forgotten.tick.status,
+        "checkpoint": {k: v for k, v in forgotten.tick.status["checkpoint"].items() if k != "profile"},
+    }
+    assert "sized for the next" not in forgotten.tick.decide(now).rec.reasons[Variable.WARM_ENI_TARGET]

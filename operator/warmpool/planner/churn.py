@@ -220,6 +220,9 @@ class ChurnTracker:
         self.last_busy: float | None = None
         self.busy_reasons: tuple[str, ...] = ()
         self.current_burst = 0
+        # (epoch start, instance type, node, demand, held) of each pod start made final by the last `observe`:
+        # what the demand profile (`profile.py`) learns the hours of the day from. Not checkpointed.
+        self.fresh: list[tuple[float, str, str, int, int]] = []
 
     # ----- feeding -----
 
@@ -229,6 +232,7 @@ class ChurnTracker:
         undercounted."""
         now = snapshot.now
         w = self.window
+        self.fresh = []
         if self.started_at is None:
             self.started_at = now
         # Epoch k is final once its last window [s, s+W) with s < (k+1)W has closed, plus the settle time.
@@ -268,8 +272,9 @@ class ChurnTracker:
             for n in nodes
         ]
         for k in sorted({k for d in demands for k in d}):
-            for d in demands:
+            for node, d in zip(nodes, demands, strict=True):
                 for demand, held in d.get(k, ()):
+                    self.fresh.append((k * self.window, node.instance_type, node.name, demand, held))
                     key = min(held, MAX_VALUE)
                     hist = self.demand.get(key)
                     if hist is None:

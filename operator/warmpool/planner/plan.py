@@ -140,9 +140,14 @@ def plan(
     current_env: Mapping[str, str],
     stats: ChurnStats,
     cni_version: CniVersion | None = None,
+    ahead: ChurnStats | None = None,
 ) -> Recommendation:
     """`cni_version`: the VPC CNI running (`warmpool.ipamd.version.cni_version_from_image`); unknown (None)
-    plans as for one older than the #1872 fix: WARM_IP_TARGET within one ENI's IPs, MINIMUM_IP_TARGET two."""
+    plans as for one older than the #1872 fix: WARM_IP_TARGET within one ENI's IPs, MINIMUM_IP_TARGET two.
+    `ahead`: the statistics of the coming cooldown as the demand profile expects it (`profile.ahead_stats`),
+    which size the values and the rescue in place of `stats` (the hour under way is part of the coming
+    cooldown and is fed live, so pods waiting now still raise a rescue; a peak of yesterday evening does not
+    undo a lowering for the quiet night ahead)."""
     # The limits ipamd itself uses: MAX_ENI on the DaemonSet lowers every type's ENIs.
     limits = {t: lim.with_max_eni(max_eni_from_env(current_env)) for t, lim in limits.items()}
     where = scope(spec, snapshot, limits, current_env)
@@ -154,7 +159,7 @@ def plan(
 
     current = parse_env(current_env)
     caps = instance_caps(where.known, mode, cni_version)
-    need = demand(spec, stats, mode, where.managed, current, caps)
+    need = demand(spec, ahead or stats, mode, where.managed, current, caps)
     draft = within_bounds(spec, where.managed, need.raw)
     draft = within_limits(draft, caps)
     draft = safe_floors(draft, mode, current_env)
@@ -167,7 +172,7 @@ def plan(
     values, reasons = fit.draft.values, fit.draft.explain()
     degraded += _subnets_unknown(snapshot, subnets) + _overridden(values, current)
 
-    rescue = plan_rescue(spec, stats, mode, current, values, whole_enis, caps.warm_ip)
+    rescue = plan_rescue(spec, ahead or stats, mode, current, values, whole_enis, caps.warm_ip)
     verdict = last_check(current_env, values, where.known, cni_version)
     if rescue is not None and last_check(current_env, rescue.values, where.known, cni_version).safe:
         reasons[Variable.WARM_IP_TARGET] += "; " + rescue.why

@@ -26,7 +26,7 @@ from warmpool.ipamd.env import go_atoi, mode_from_env
 from warmpool.ipamd.limits import IpMode
 from warmpool.ipamd.safety import merge_env
 from warmpool.ipamd.version import cni_version_from_image
-from warmpool.planner import GuardReason, advice, current_values, holding, plan
+from warmpool.planner import GuardReason, Recommendation, advice, current_values, holding, plan, profile
 from warmpool.planner import decide as guard
 from warmpool.snapshot import ClusterSnapshot
 from warmpool.step import status as st
@@ -120,14 +120,23 @@ def decide(
     snapshot = dataclasses.replace(observed.snapshot, node_count_history=tuple(memory.node_counts))
     memory.tracker.observe(snapshot, complete_since=max(memory.complete_since, now - start.lookback))
     memory.replay.observe(snapshot)
+    memory.profile.observe(snapshot, memory.tracker.fresh, spec.churn.burst_quantile)
     stats = memory.tracker.stats(spec.churn.burst_quantile, now)
+    # The coming cooldown as the profile saw those hours last time (None until each of them has been seen).
+    cooldown = parse_duration(spec.rollout.cooldown)
+    types = sorted({n.instance_type for n in snapshot.nodes})
+    expected = memory.profile.expected_for(types, now, now + cooldown)
+    peaks = {t: e.held for t in types if (e := memory.profile.expected(t, now, now + cooldown)) is not None}
 
     conditions: list[ConditionUpdate] = []
     problems = list(observed.problems)
     view = _usable_target(spec, target, conditions)
     env = view.plain_env() if view else {}
     version = cni_version_from_image(view.image) if view else None
-    rec = plan(spec, snapshot, observed.limits, observed.subnets, env, stats, cni_version=version)
+    ahead = profile.ahead_stats(stats, expected) if expected is not None else None
+    rec = plan(spec, snapshot, observed.limits, observed.subnets, env, stats, cni_version=version, ahead=ahead)
+    if expected is not None:
+        rec = _sized_ahead(rec, expected, spec.rollout.cooldown, now)
     if view is not None:  # once a day is logged, the replay picks the IP targets (planner/advice.py)
         budget = spec.churn.ec2_calls_per_node_hour
         rec = advice.refine(rec, memory.replay, spec, observed.limits, env, now, version, ec2_budget=budget)
@@ -191,7 +200,7 @@ def decide(
         urgent=rec.subnet_pressure,
         rescue=rec.rescue,
         rollouts=memory.rollouts,
-        holds_same=_holds_same(rec.mode, env, observed, snapshot),
+        holds_same=_holds_same(rec.mode, env, observed, snapshot, peaks),
     )
     only_release = bool(release) and base.reason in (
         GuardReason.NO_CHANGE,
@@ -246,11 +255,22 @@ def decide(
     return hold(Reason.APPLY, f"write {what}")
 
 
+def _sized_ahead(rec: Recommendation, expected: profile.Expected, cooldown: str, now: float) -> Recommendation:
+    """Say in each reason that the values cover the coming cooldown as the profile expects it."""
+    which = "week" if expected.weekly else "day"
+    note = (
+        f"; sized for the next {cooldown} from the hours of the {which} as last seen (busiest: {expected.demand} "
+        f"usable IPs at once, {expected.held} IPs held, {expected.pods} pods a node)"
+    )
+    return dataclasses.replace(rec, reasons={v: why + note for v, why in rec.reasons.items()})
+
+
 def _holds_same(
-    mode: IpMode, env: Mapping[str, str], observed: Observed, snapshot: ClusterSnapshot
+    mode: IpMode, env: Mapping[str, str], observed: Observed, snapshot: ClusterSnapshot, peaks: Mapping[str, int]
 ) -> Callable[[Mapping[Variable, int]], bool]:
-    """Whether writing some values would leave every observed node holding what it holds under `env`."""
-    pods = holding.pods_by_type((n.instance_type, n.ip_pods) for n in snapshot.nodes)
+    """Whether writing some values would leave every observed node holding what it holds under `env`, at the
+    pods it has now and at the most IPs the profile expects its type to need over the coming cooldown."""
+    pods = holding.pods_by_type(((n.instance_type, n.ip_pods) for n in snapshot.nodes), peaks)
 
     def same(values: Mapping[Variable, int]) -> bool:
         return holding.holds_same(mode, env, merge_env(env, values), observed.limits, pods)

@@ -5,7 +5,7 @@ one Event, not one a minute). The caller keeps it and passes it back.
 The status checkpoint (`PolicyMemory.to_checkpoint`) holds what must survive a restart: the churn tracker's
 histograms at the top level (their own version), and beside them, each with a version of its own so an older
 operator's checkpoint still loads, `rollouts` (the counted change times of the last day, for
-rollout.maxPerDay)."""
+rollout.maxPerDay) and `profile` (the daily and weekly demand profile, `warmpool.planner.profile`)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from warmpool.api.v1alpha1 import Churn
+from warmpool.api.v1alpha1 import Churn, parse_duration
 from warmpool.planner import ChurnTracker
+from warmpool.planner.profile import DemandProfile
 from warmpool.planner.replay import ReplayPlanner
 
 NODE_COUNT_SAMPLES = 120  # the scale-out detector looks back minutes, not hours
@@ -39,6 +40,8 @@ class PolicyMemory:
     replay: ReplayPlanner = field(default_factory=ReplayPlanner)
     # When warmpool rolled aws-node, its first change left out (rollout.maxPerDay counts the ones after it).
     rollouts: list[float] = field(default_factory=list)
+    # What the coming hours looked like the last time round, per instance type (checkpointed).
+    profile: DemandProfile = field(default_factory=lambda: DemandProfile(86400.0))
 
     def record_rollout(self, now: float) -> None:
         recent = [t for t in self.rollouts if now - DAY < t <= now]
@@ -48,6 +51,7 @@ class PolicyMemory:
         """What the status keeps of this memory (JSON-safe; see the module doc)."""
         data = self.tracker.to_checkpoint()
         data["rollouts"] = {"version": ROLLOUTS_VERSION, "times": list(self.rollouts)}
+        data["profile"] = self.profile.to_checkpoint()
         return data
 
     def report_once(self, kind: str, message: str | None) -> bool:
@@ -103,6 +107,17 @@ def restore_rollouts(checkpoint: Any) -> tuple[list[float], str | None]:
     return sorted(float(t) for t in times), None
 
 
+def restore_profile(checkpoint: Any, half_life: float) -> tuple[DemandProfile, str | None]:
+    """The demand profile a checkpoint holds (an empty one in a checkpoint written before profiles were kept),
+    or (an empty one, why) when it cannot be trusted."""
+    if not isinstance(checkpoint, Mapping) or "profile" not in checkpoint:
+        return DemandProfile(half_life), None
+    try:
+        return DemandProfile.from_checkpoint(checkpoint["profile"], half_life), None
+    except (ValueError, TypeError, OverflowError) as error:
+        return DemandProfile(half_life), f"status.checkpoint.profile is unreadable ({error})"
+
+
 def new_memory(
     status: Mapping[str, Any], churn: Churn, history_since: float, previous: PolicyMemory | None
 ) -> tuple[PolicyMemory, str | None]:
@@ -113,7 +128,11 @@ def new_memory(
     tracker, problem = restore_tracker(checkpoint, churn) if previous is None else (None, None)
     memory = PolicyMemory(tracker=tracker or ChurnTracker(churn), churn=churn, complete_since=history_since)
     memory.restarted_because = problem
+    half_life = parse_duration(churn.half_life)
     if previous is not None:
+        # The profile's figures do not depend on the histograms: kept, fading with the new half-life.
+        memory.profile = previous.profile
+        memory.profile.half_life = half_life
         memory.last_plan, memory.node_counts, memory.reported, memory.replay, memory.rollouts = (
             previous.last_plan,
             previous.node_counts,
@@ -124,7 +143,10 @@ def new_memory(
         return memory, None
     # The rollout count survives a bad histogram checkpoint, and the other way round.
     memory.rollouts, rollouts_problem = restore_rollouts(checkpoint)
+    memory.profile, profile_problem = restore_profile(checkpoint, half_life)
     problems = [f"{problem}: learning restarts from now"] if problem else []
     if rollouts_problem:
         problems.append(f"{rollouts_problem}: the day's rollout count starts over")
+    if profile_problem:
+        problems.append(f"{profile_problem}: the demand profile starts over")
     return memory, "; ".join(problems) or None
