@@ -48,9 +48,10 @@ def test_secondary_mode_nodes_unknown_types_or_no_nodes_never_skip() -> None:
     )
 
 
-def test_pods_by_type_adds_the_expected_count_of_known_types_only() -> None:
-    got = pods_by_type([("m5.large", 3), ("m5.large", 5), ("c4.large", -1)], {"m5.large": 20, "t3.small": 4})
-    assert got == {"m5.large": {3, 5, 20}, "c4.large": {0}}
+def test_pods_by_type_spans_a_burst_and_the_expected_peak_of_known_types() -> None:
+    got = pods_by_type([("m5.large", 3), ("m5.large", 5), ("c4.large", -1)], 2, {"m5.large": 9, "t3.small": 4})
+    assert got == {"m5.large": {3, 4, 5, 6, 7, 8, 9}, "c4.large": {0, 1, 2}}
+    assert pods_by_type([("m5.large", 3)]) == {"m5.large": {3}}
 
 
 targets = st.fixed_dictionaries(

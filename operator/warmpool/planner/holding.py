@@ -3,8 +3,10 @@
 In prefix mode ipamd holds whole /28 prefixes, so a new WARM_PREFIX_TARGET, WARM_IP_TARGET or MINIMUM_IP_TARGET
 often leaves every node with the same prefixes (e.g. WARM_IP_TARGET 2 -> 4 on nodes with 3 pods: one prefix
 either way). Such a change costs an aws-node rollout on every node and buys nothing. The answer comes from
-ipamd's own pool arithmetic (`warmpool.ipamd.pool.steady_state`), node type by node type, at the pod counts
-the nodes have and are expected to reach; nothing here restates it.
+ipamd's own pool arithmetic (`warmpool.ipamd.pool.steady_state`), node type by node type, at every pod count
+the nodes will pass through before the next change (from what they run now, through a burst, up to the peak
+expected); nothing here restates it. Only at the pods they run now would be too narrow: at night, WARM_IP_TARGET
+6 and 10 hold one /28 on a node of 3 pods, yet the morning ramp fills the node faster than ipamd refills it.
 
 Secondary-IP mode holds single IPs, where a changed target nearly always changes what is held, and its timing
 (cooling IPs, bursts) matters more than the steady state: the check only answers for prefix mode.
@@ -47,13 +49,19 @@ def holds_same(
     return True
 
 
-def pods_by_type(nodes: Iterable[tuple[str, int]], expected: Mapping[str, int] | None = None) -> dict[str, set[int]]:
-    """Pod counts per instance type from (instance type, pods) of each observed node, plus the count each type
-    is expected to reach (e.g. the demand profile's peak over the coming cooldown), when known."""
+def pods_by_type(
+    nodes: Iterable[tuple[str, int]], reach: int = 0, peaks: Mapping[str, int] | None = None
+) -> dict[str, set[int]]:
+    """The pod counts each instance type's nodes will pass through before the next change: from each observed
+    node's pods (instance type, pods) up to `reach` more (the pod starts ipamd must absorb before it refills,
+    e.g. the covered demand: a WARM_IP_TARGET that holds the same /28s at 3 pods may not at 3 + a burst), and
+    from the type's fewest observed pods up to its expected peak (e.g. the demand profile's most IPs held over
+    the coming cooldown), when known."""
     out: dict[str, set[int]] = {}
     for instance_type, pods in nodes:
-        out.setdefault(instance_type, set()).add(max(pods, 0))
-    for instance_type, pods in (expected or {}).items():
+        low = max(pods, 0)
+        out.setdefault(instance_type, set()).update(range(low, low + max(reach, 0) + 1))
+    for instance_type, peak in (peaks or {}).items():
         if instance_type in out:
-            out[instance_type].add(max(pods, 0))
+            out[instance_type].update(range(min(out[instance_type]), max(peak, 0) + 1))
     return out

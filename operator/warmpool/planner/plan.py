@@ -141,13 +141,14 @@ def plan(
     stats: ChurnStats,
     cni_version: CniVersion | None = None,
     ahead: ChurnStats | None = None,
+    current_hour: ChurnStats | None = None,
 ) -> Recommendation:
     """`cni_version`: the VPC CNI running (`warmpool.ipamd.version.cni_version_from_image`); unknown (None)
     plans as for one older than the #1872 fix: WARM_IP_TARGET within one ENI's IPs, MINIMUM_IP_TARGET two.
     `ahead`: the statistics of the coming cooldown as the demand profile expects it (`profile.ahead_stats`),
-    which size the values and the rescue in place of `stats` (the hour under way is part of the coming
-    cooldown and is fed live, so pods waiting now still raise a rescue; a peak of yesterday evening does not
-    undo a lowering for the quiet night ahead)."""
+    which size the values in place of `stats`. `current_hour`: the same for the hour under way (fed live), which
+    decides the rescue in place of `stats` when given: pods waiting now raise one, while yesterday evening's peak
+    in the histograms does not undo a lowering for the quiet night ahead."""
     # The limits ipamd itself uses: MAX_ENI on the DaemonSet lowers every type's ENIs.
     limits = {t: lim.with_max_eni(max_eni_from_env(current_env)) for t, lim in limits.items()}
     where = scope(spec, snapshot, limits, current_env)
@@ -172,7 +173,7 @@ def plan(
     values, reasons = fit.draft.values, fit.draft.explain()
     degraded += _subnets_unknown(snapshot, subnets) + _overridden(values, current)
 
-    rescue = plan_rescue(spec, ahead or stats, mode, current, values, whole_enis, caps.warm_ip)
+    rescue = plan_rescue(spec, current_hour or stats, mode, current, values, whole_enis, caps.warm_ip)
     verdict = last_check(current_env, values, where.known, cni_version)
     if rescue is not None and last_check(current_env, rescue.values, where.known, cni_version).safe:
         reasons[Variable.WARM_IP_TARGET] += "; " + rescue.why

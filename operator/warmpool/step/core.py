@@ -126,15 +126,20 @@ def decide(
     cooldown = parse_duration(spec.rollout.cooldown)
     types = sorted({n.instance_type for n in snapshot.nodes})
     expected = memory.profile.expected_for(types, now, now + cooldown)
-    peaks = {t: e.held for t in types if (e := memory.profile.expected(t, now, now + cooldown)) is not None}
 
     conditions: list[ConditionUpdate] = []
     problems = list(observed.problems)
     view = _usable_target(spec, target, conditions)
     env = view.plain_env() if view else {}
     version = cni_version_from_image(view.image) if view else None
-    ahead = profile.ahead_stats(stats, expected) if expected is not None else None
-    rec = plan(spec, snapshot, observed.limits, observed.subnets, env, stats, cni_version=version, ahead=ahead)
+    ahead = this_hour = None
+    if expected is not None:
+        ahead = profile.ahead_stats(stats, expected)
+        hour = memory.profile.expected_for(types, now, now + 1)  # the hour under way, as seen so far
+        this_hour = profile.ahead_stats(stats, hour) if hour is not None else None
+    rec = plan(
+        spec, snapshot, observed.limits, observed.subnets, env, stats, version, ahead=ahead, current_hour=this_hour
+    )
     if expected is not None:
         rec = _sized_ahead(rec, expected, spec.rollout.cooldown, now)
     if view is not None:  # once a day is logged, the replay picks the IP targets (planner/advice.py)
@@ -187,6 +192,16 @@ def decide(
         pending.reason, pending.message = reason, message
         return pending
 
+    # The most pods a node of each type may reach before the next change may come: the profile's busiest IPs
+    # held over the cooldown; with no profile of those hours, anything up to what the type can hold.
+    peaks: dict[str, int] = {}
+    for t in types:
+        e = memory.profile.expected(t, now, now + cooldown)
+        if e is not None:
+            peaks[t] = e.held
+        elif t in observed.limits:
+            lim = observed.limits[t]
+            peaks[t] = lim.pod_ip_cap(lim.runs_mode(rec.mode))
     if conflict:  # reported even with nothing to change: the user must know which policy is in charge
         return hold(Reason.CONFLICT, "another, older policy owns this DaemonSet")
     base = guard(
@@ -200,7 +215,7 @@ def decide(
         urgent=rec.subnet_pressure,
         rescue=rec.rescue,
         rollouts=memory.rollouts,
-        holds_same=_holds_same(rec.mode, env, observed, snapshot, peaks),
+        holds_same=_holds_same(rec.mode, env, observed, snapshot, (ahead or stats).covered_demand, peaks),
     )
     only_release = bool(release) and base.reason in (
         GuardReason.NO_CHANGE,
@@ -266,11 +281,17 @@ def _sized_ahead(rec: Recommendation, expected: profile.Expected, cooldown: str,
 
 
 def _holds_same(
-    mode: IpMode, env: Mapping[str, str], observed: Observed, snapshot: ClusterSnapshot, peaks: Mapping[str, int]
+    mode: IpMode,
+    env: Mapping[str, str],
+    observed: Observed,
+    snapshot: ClusterSnapshot,
+    reach: int,
+    peaks: Mapping[str, int],
 ) -> Callable[[Mapping[Variable, int]], bool]:
-    """Whether writing some values would leave every observed node holding what it holds under `env`, at the
-    pods it has now and at the most IPs the profile expects its type to need over the coming cooldown."""
-    pods = holding.pods_by_type(((n.instance_type, n.ip_pods) for n in snapshot.nodes), peaks)
+    """Whether writing some values would leave every observed node holding what it holds under `env`, from the
+    pods it has now through a burst of `reach` starts, and up to the most IPs the profile expects its type to
+    need over the coming cooldown."""
+    pods = holding.pods_by_type(((n.instance_type, n.ip_pods) for n in snapshot.nodes), reach, peaks)
 
     def same(values: Mapping[Variable, int]) -> bool:
         return holding.holds_same(mode, env, merge_env(env, values), observed.limits, pods)

@@ -40,7 +40,10 @@ class PolicyMemory:
     replay: ReplayPlanner = field(default_factory=ReplayPlanner)
     # When warmpool rolled aws-node, its first change left out (rollout.maxPerDay counts the ones after it).
     rollouts: list[float] = field(default_factory=list)
-    # What the coming hours looked like the last time round, per instance type (checkpointed).
+    # What the coming hours looked like the last time round, per instance type (checkpointed, so unlike the
+    # replay log it is there right after a restart). Read-only for planners: `profile.expected(type, now,
+    # now + cooldown)` (or `expected_for(types, ...)`) gives the busiest demand, IPs held, pods and starts per
+    # node-hour of those hours, None until each of them has been seen; the step feeds it every tick.
     profile: DemandProfile = field(default_factory=lambda: DemandProfile(86400.0))
 
     def record_rollout(self, now: float) -> None:
