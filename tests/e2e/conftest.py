@@ -26,3 +26,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def kwok_env() -> Iterator[KwokEnv]:
     with KwokEnv(rollout_delay=5.0) as env:
         yield env
+
+
+@pytest.fixture
+def kwok_env_with_ipamd() -> Iterator[KwokEnv]:
+    """KWOK with the project's ipamd model behind a metrics endpoint per node, the operator scraping it."""
+    with KwokEnv(rollout_delay=5.0, ipamd_models=True, scrape_interval=10.0) as env:
+        yield env

@@ -22,7 +22,14 @@ from warmpool.api.crd import render_crd_yaml
 from warmpool_dev.devcluster.cluster import DevCluster
 from warmpool_dev.e2e.driver import ChurnDriver
 from warmpool_dev.e2e.ec2 import MotoEc2
-from warmpool_dev.e2e.kube import aws_node_daemonset, mark_rollout_complete, rollout_pending
+from warmpool_dev.e2e.ipamd_models import IpamdModels
+from warmpool_dev.e2e.kube import (
+    AWS_NODE_ENV,
+    aws_node_daemonset,
+    container_env,
+    mark_rollout_complete,
+    rollout_pending,
+)
 from warmpool_dev.e2e.procs import ManagedProcess, kwok_process, operator_process
 
 T = TypeVar("T")
@@ -50,9 +57,15 @@ class RolloutCompleter(threading.Thread):
     """Stands in for the DaemonSet controller: `delay` seconds after the aws-node template changes, writes the
     status of a finished rollout over `nodes()` nodes."""
 
-    def __init__(self, api: client.ApiClient, nodes: Callable[[], int], delay: float) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        nodes: Callable[[], int],
+        delay: float,
+        on_complete: Callable[[dict[str, str]], None] | None = None,
+    ) -> None:
         super().__init__(name="rollout-completer", daemon=True)
-        self.api, self.nodes, self.delay = api, nodes, delay
+        self.api, self.nodes, self.delay, self.on_complete = api, nodes, delay, on_complete
         self.stopped = threading.Event()
         self.completed = 0
 
@@ -70,6 +83,8 @@ class RolloutCompleter(threading.Thread):
                     mark_rollout_complete(self.api, DS_NAMESPACE, self.nodes())
                     self.completed += 1
                     pending_since = None
+                    if self.on_complete is not None:  # aws-node restarted on every node with the new env
+                        self.on_complete(container_env(ds))
 
     def stop(self) -> None:
         self.stopped.set()
@@ -77,8 +92,21 @@ class RolloutCompleter(threading.Thread):
 
 
 class KwokEnv:
-    def __init__(self, rollout_delay: float = 5.0, workers: int = 4, log: Callable[[str], None] | None = None):
+    """`ipamd_models`: run the project's ipamd model for every KWOK node behind an aws-node pod's metrics
+    endpoint (`ipamd_models.py`), and point the operator at it (`scrape_interval` seconds between scrapes)."""
+
+    def __init__(
+        self,
+        rollout_delay: float = 5.0,
+        workers: int = 4,
+        log: Callable[[str], None] | None = None,
+        ipamd_models: bool = False,
+        scrape_interval: float = 10.0,
+    ):
         self.rollout_delay = rollout_delay
+        self.with_models = ipamd_models
+        self.scrape_interval = scrape_interval
+        self.models: IpamdModels | None = None
         self.workers = workers
         self.log = log or (lambda _: None)
         self.workdir = Path(tempfile.mkdtemp(prefix="warmpool-e2e-"))
@@ -127,15 +155,26 @@ class KwokEnv:
         self.kwok = kwok_process(Path(state.bin_dir), state.admin_kubeconfig, self.workdir).start()
         self.driver = ChurnDriver(self.api, CHURN_NAMESPACE, self.moto, workers=self.workers)
         driver = self.driver
-        self.completer = RolloutCompleter(self.api, lambda: driver.live_nodes, self.rollout_delay)
+        if self.with_models:
+            env = {e["name"]: e["value"] for e in AWS_NODE_ENV if "value" in e}
+            self.models = IpamdModels(self.api, CHURN_NAMESPACE, DS_NAMESPACE, env).start()
+        models = self.models
+        self.completer = RolloutCompleter(
+            self.api, lambda: driver.live_nodes, self.rollout_delay, models.restart if models else None
+        )
         self.completer.start()
         self.log(f"environment up in {time.monotonic() - started:.1f}s (work dir {self.workdir})")
 
     def start_operator(self) -> ManagedProcess:
         assert self.cluster.state is not None
-        self.operator = operator_process(
-            self.cluster.state.operator_kubeconfig, self.moto.operator_env(), self.workdir
-        ).start()
+        env = dict(self.moto.operator_env())
+        if self.models is not None:
+            env.update(
+                WARMPOOL_IPAMD_METRICS="proxy",
+                WARMPOOL_IPAMD_METRICS_PORT=str(self.models.port),
+                WARMPOOL_IPAMD_SCRAPE_INTERVAL_SECONDS=f"{self.scrape_interval:g}",
+            )
+        self.operator = operator_process(self.cluster.state.operator_kubeconfig, env, self.workdir).start()
         return self.operator
 
     def stop(self) -> None:
@@ -145,6 +184,8 @@ class KwokEnv:
             steps.append(self.operator.stop)
         if self.completer is not None:
             steps.append(self.completer.stop)
+        if self.models is not None:
+            steps.append(self.models.stop)
         if self.kwok is not None:
             steps.append(self.kwok.stop)
         steps += [self.moto.stop, self.cluster.stop]
