@@ -16,7 +16,7 @@ from tests.fixtures.moto import MotoEc2
 from tests.integration.test_apply import events_for, live_spec
 from tests.integration.test_eks_addon_endpoint import owners
 from tests.integration.test_plan_status import condition, create_policy, eks_nodes, policy_status, wait_status
-from tests.kube import container_env, mark_rollout_complete, read_aws_node, unique
+from tests.kube import container_env, create_node, mark_rollout_complete, read_aws_node, unique
 from tests.operator_proc import OperatorProcess
 from warmpool_dev.e2e.eks_addon import EksAddonEndpoint
 
@@ -141,3 +141,45 @@ def test_update_in_progress_holds_the_next_change(
     assert "AddonUpdated" in events_for(admin_api, policy)
     assert len(eks_addon.updates) == 1
     assert container_env(read_aws_node(admin_api, namespace))["WARM_IP_TARGET"] != "9"
+
+
+def test_cluster_name_found_in_the_nodes_ec2_tags_when_not_set(
+    eks_addon: EksAddonEndpoint,
+    admin_api: client.ApiClient,
+    namespace: str,
+    moto_ec2: MotoEc2,
+    run_operator: OperatorProcess,
+) -> None:
+    """No WARMPOOL_EKS_CLUSTER_NAME: the name comes from the `eks:cluster-name` tag EKS managed node groups put
+    on their instances, and the values go through the add-on as before."""
+    eks_addon.install(json.dumps(USER_CONFIG))
+    mark_rollout_complete(admin_api, namespace, desired=2)
+    network = moto_ec2.create_network()
+    ids = moto_ec2.run_instances("m5.large", network.subnet_ids[0], 2)
+    moto_ec2.client().create_tags(Resources=ids, Tags=[{"Key": "eks:cluster-name", "Value": "dev"}])
+    group = unique("ng")
+    for instance_id in ids:
+        create_node(
+            client.CoreV1Api(admin_api),
+            unique("node"),
+            labels={"eks.amazonaws.com/nodegroup": group},
+            instance_id=instance_id,
+        )
+    policy = unique("addon")
+    create_policy(admin_api, policy, live_spec(namespace, group))
+    run_operator.env.update(
+        WARMPOOL_EKS_ENDPOINT_URL=eks_addon.endpoint_url,
+        WARMPOOL_EKS_UPDATE_WAIT_SECONDS="1",
+        WARMPOOL_EKS_ADDON_DAEMONSET=f"{namespace}/aws-node",
+    )
+    run_operator.env.pop("WARMPOOL_EKS_CLUSTER_NAME", None)
+    run_operator.start()
+    wait_status(
+        admin_api,
+        policy,
+        run_operator,
+        "the add-on update, with the cluster name from EC2 tags",
+        lambda s: (s.get("addonUpdate") or {}).get("status") == "Successful",
+    )
+    assert [u.resolve_conflicts for u in eks_addon.updates.values()] == ["PRESERVE"]
+    assert f"EKS cluster name 'dev' from EC2 tags of instance {min(ids)}" in run_operator.logs()

@@ -177,3 +177,19 @@ def test_missing_credentials_become_ec2_unavailable(
     assert info.value.kind == "credentials"
     assert "credentials" in info.value.cause
     assert ec2.stats.requests == 0
+
+
+def test_cluster_name_discovery_reads_instance_tags_and_says_what_it_tried(moto_ec2: MotoEc2) -> None:
+    from warmpool.aws.cluster_name import discover
+
+    network = moto_ec2.create_network()
+    plain, tagged = moto_ec2.run_instances("m5.large", network.subnet_ids[0], 2)
+    ec2 = Ec2Client(moto_ec2.settings())
+    missing = discover({}, [({}, plain)], ec2)
+    assert missing.name is None
+    tags = "eks:cluster-name, aws:eks:cluster-name, alpha.eksctl.io/cluster-name or kubernetes.io/cluster/NAME"
+    assert f"tags {tags} of instances {plain}" in missing.source
+    moto_ec2.client().create_tags(Resources=[tagged], Tags=[{"Key": "kubernetes.io/cluster/prod-1", "Value": "owned"}])
+    found = discover({}, [({}, plain), ({}, tagged)], ec2)
+    assert (found.name, found.source) == ("prod-1", f"EC2 tags of instance {tagged}")
+    assert ec2.stats.calls["DescribeInstances"] == 2  # one call per discovery, for all the instances at once

@@ -116,6 +116,7 @@ class Ec2Client:
         self._subnets: TtlCache[SubnetInfo] = TtlCache(ttl, now, keep_stale_for)
         # An instance's primary ENI never moves to another subnet: cache it for much longer.
         self._instance_subnets: TtlCache[str] = TtlCache(max(ttl, 24 * 3600.0), now, keep_stale_for)
+        self._instance_tags: TtlCache[tuple[tuple[str, str], ...]] = TtlCache(ttl, now, keep_stale_for)
 
     # --- public lookups -------------------------------------------------------------------------------
 
@@ -157,6 +158,11 @@ class Ec2Client:
         cache, fetch = self._instance_subnets, self._fetch_instance_subnets
         return self._strict("DescribeInstances", instance_ids, cache, fetch)
 
+    def instance_tags(self, instance_ids: Iterable[str]) -> Answer[tuple[tuple[str, str], ...]]:
+        """Each instance's tags as sorted (key, value) pairs (DescribeInstances; the cluster-name discovery of
+        the add-on route reads them). Unknown instance ids are listed in `.missing`."""
+        return self._strict("DescribeInstances", instance_ids, self._instance_tags, self._fetch_instance_tags)
+
     # --- EC2 calls --------------------------------------------------------------------------------------
 
     def _fetch_instance_types(self, types: list[str]) -> dict[str, InstanceLimits]:
@@ -194,6 +200,16 @@ class Ec2Client:
                         subnet = _primary_subnet(inst)
                         if subnet:
                             found[inst["InstanceId"]] = subnet
+        return found
+
+    def _fetch_instance_tags(self, instance_ids: list[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+        found: dict[str, tuple[tuple[str, str], ...]] = {}
+        for batch in _chunks(instance_ids, BATCH):
+            for page in self._pages("DescribeInstances", Filters=[{"Name": "instance-id", "Values": batch}]):
+                for reservation in page.get("Reservations", ()):
+                    for inst in reservation.get("Instances", ()):
+                        tags = ((str(t.get("Key", "")), str(t.get("Value", ""))) for t in inst.get("Tags") or ())
+                        found[inst["InstanceId"]] = tuple(sorted(tags))
         return found
 
     def _pages(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:

@@ -68,10 +68,15 @@ class EksAddonClient:
         self._client = client
         self._lock = threading.Lock()
         self._schemas: dict[str, dict[str, Any]] = {}
+        # Found when the settings leave the name out (warmpool.aws.cluster_name): the name, and where it came
+        # from or why it was not found.
+        self.discovered: str | None = None
+        self.discovery: str = ""
+        self.discovery_tried: set[str] = set()  # instance ids whose tags were read
 
     @property
     def cluster(self) -> str | None:
-        return self._settings.eks_cluster_name
+        return self._settings.eks_cluster_name or self.discovered
 
     @property
     def addon_name(self) -> str:
@@ -124,12 +129,14 @@ class EksAddonClient:
         return _update(reply)
 
     def _cluster(self) -> str:
-        if not self._settings.eks_cluster_name:
+        cluster = self.cluster
+        if not cluster:
+            why = f" ({self.discovery})" if self.discovery else ""
             raise AddonUnavailable(
-                "the EKS cluster name is not set: set WARMPOOL_EKS_CLUSTER_NAME (Helm value eks.clusterName)",
+                f"the EKS cluster name is unknown{why}: set WARMPOOL_EKS_CLUSTER_NAME (Helm value eks.clusterName)",
                 "ClusterNameUnset",
             )
-        return self._settings.eks_cluster_name
+        return cluster
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         with self._lock:

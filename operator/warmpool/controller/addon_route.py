@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,13 @@ from typing import Any
 from warmpool.api.v1alpha1 import Variable, WarmPoolPolicySpec, summarize
 from warmpool.apply.addon import ADDON_MANAGER, AddonResult, Route, addon_markers, choose_route, follow_update
 from warmpool.apply.addon import update_through_addon as _update_through_addon
-from warmpool.apply.daemonset import FIELD_MANAGER, DaemonSetView
+from warmpool.apply.daemonset import FIELD_MANAGER, DaemonSetView, view
+from warmpool.aws.cluster_name import discover
+from warmpool.aws.ec2 import Ec2Client
 from warmpool.aws.eks import UPDATE_IN_PROGRESS, AddonUnavailable, EksAddonClient
+from warmpool.observe.facts import NodeFacts
+
+log = logging.getLogger("warmpool.addon")
 
 
 @dataclass
@@ -42,6 +48,32 @@ def client(ctx: Any) -> EksAddonClient:
         ctx.eks = EksAddonClient(ctx.settings)
     eks: EksAddonClient = ctx.eks
     return eks
+
+
+async def find_cluster_name(
+    eks: EksAddonClient,
+    ec2: Ec2Client,
+    spec: WarmPoolPolicySpec,
+    ds: Mapping[str, Any],
+    nodes: list[NodeFacts],
+) -> None:
+    """When the settings leave the cluster name out and the add-on may be the route (it shows on the DaemonSet,
+    or the policy asks for it), look for it: aws-node's env, node labels, the EC2 tags of nodes not asked about
+    before. Found once, kept (a cluster's name never changes)."""
+    if eks.cluster is not None:
+        return
+    wanted = spec.rollout.apply_via.value == Route.EKS_ADDON.value or addon_markers(ds, spec.target_ref.container)
+    if not wanted:
+        return
+    env = view(ds, spec.target_ref.container).plain_env()
+    pairs = [(dict(n.labels), n.instance_id) for n in nodes]
+    found = await asyncio.to_thread(discover, env, pairs, ec2, eks.discovery_tried)
+    if found.name:
+        eks.discovered, eks.discovery = found.name, found.source
+        log.info("EKS cluster name %r from %s", found.name, found.source)
+    elif found.source and found.source != eks.discovery:
+        eks.discovery = found.source
+        log.warning("EKS cluster name unknown: %s", found.source)
 
 
 async def prepare(

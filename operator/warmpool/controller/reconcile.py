@@ -23,7 +23,7 @@ from warmpool.apply.daemonset import DaemonSetView, view
 from warmpool.conditions import merge_conditions
 from warmpool.controller import addon_route
 from warmpool.controller.context import OperatorContext
-from warmpool.controller.inputs import observe_policy
+from warmpool.controller.inputs import observe_policy, selected_nodes
 from warmpool.controller.measured import measured_pass
 from warmpool.step.status import timestamp
 
@@ -56,7 +56,10 @@ async def reconcile_policy(
     ds, target = await read_target(ctx, start.spec)
     addon, route = None, step.WriteRoute()
     if ds is not None and isinstance(target, DaemonSetView) and target.container_found:
-        addon, target = await addon_route.prepare(addon_route.client(ctx), start.spec, ds, target, policy.status)
+        eks = addon_route.client(ctx)
+        nodes = selected_nodes(ctx.cluster, start.spec.node_selector)
+        await addon_route.find_cluster_name(eks, ctx.ec2, start.spec, ds, nodes)
+        addon, target = await addon_route.prepare(eks, start.spec, ds, target, policy.status)
         route = step.WriteRoute(addon.writer, addon.problem, _addon_hint(ctx))
     peers = policy_index.get(target_key(start.spec), ())
     pending = step.decide(start, observed, target, peers, now, route)
@@ -141,7 +144,11 @@ def _spec_for(write: step.Write) -> v1alpha1.WarmPoolPolicySpec:
 
 
 def _addon_hint(ctx: OperatorContext) -> str:
-    return "" if ctx.settings.eks_cluster_name else "set WARMPOOL_EKS_CLUSTER_NAME to apply through the EKS add-on"
+    eks = ctx.eks
+    if ctx.settings.eks_cluster_name or (eks is not None and eks.cluster):
+        return ""
+    why = f"the EKS cluster name is unknown ({eks.discovery}); " if eks is not None and eks.discovery else ""
+    return why + "set WARMPOOL_EKS_CLUSTER_NAME to apply through the EKS add-on"
 
 
 def _api_problem(error: client.ApiException, verb: str, namespace: str, name: str) -> tuple[str, str]:
