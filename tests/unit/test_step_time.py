@@ -195,3 +195,39 @@ def test_a_restart_restores_the_profile_and_plans_the_coming_hours_at_once() -> 
         "checkpoint": {k: v for k, v in forgotten.tick.status["checkpoint"].items() if k != "profile"},
     }
     assert "sized for the next" not in forgotten.tick.decide(now).rec.reasons[Variable.WARM_ENI_TARGET]
+
+
+def test_after_a_restart_the_night_value_covers_the_morning_and_the_evening_comes_down() -> None:
+    # A day and 19 hours of the diurnal pattern, then a restart: the replay chooser's log is gone, the profile is
+    # not. Churn half-life 1 h: by night the histograms have all but forgotten the morning burst.
+    op = Operator(interval="10m", cooldown="6h")
+    midnight = NOW - NOW % DAY
+    t = midnight
+    while t < midnight + DAY + 19 * HOUR:
+        op.tick.snapshot = diurnal_snapshot(t)
+        op.run(t)
+        t += 600
+    op.restart()
+    peak = {**DEFAULT_ENV, "WARM_IP_TARGET": "12", "MINIMUM_IP_TARGET": "20"}
+
+    def plan_at(operator: Operator, hour: float) -> dict[Variable, int]:
+        at = midnight + DAY + hour * HOUR
+        operator.tick.target = target(peak)
+        operator.tick.snapshot = diurnal_snapshot(at)
+        pending = operator.tick.decide(at)
+        assert pending.rec.rescue is None  # nothing starves: no change within the cooldown
+        return pending.rec.values
+
+    blind = copy.deepcopy(op)
+    blind.tick.status = {
+        **blind.tick.status,
+        "checkpoint": {k: v for k, v in blind.tick.status["checkpoint"].items() if k != "profile"},
+    }
+    evening, night = plan_at(op, 19), plan_at(op, 25)  # 19:00, and 01:00 the next day
+    # The evening comes down for the quiet night ahead: a minimum near the night's pods, a small warm target.
+    assert evening[Variable.WARM_IP_TARGET] <= 2
+    assert evening[Variable.MINIMUM_IP_TARGET] < 20
+    # At 01:00 the coming 6 h hold the 06:00 burst (8 starts a node within the burst window and their cooling
+    # IPs, as seen yesterday): the value covers it, where the histograms alone have forgotten it.
+    assert night[Variable.WARM_IP_TARGET] > plan_at(blind, 25)[Variable.WARM_IP_TARGET]
+    assert night[Variable.WARM_IP_TARGET] >= 6
