@@ -121,6 +121,8 @@ class IpamdEndpoints:
 
 def _handler(endpoints: IpamdEndpoints) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Go's net/http serves ipamd's metrics
+
         def do_GET(self) -> None:
             sample = None
             if self.path.split("?")[0] == "/metrics":
