@@ -41,7 +41,8 @@ def test_operator_reads_ipamd_through_the_pod_proxy_into_status_columns_and_prom
     core = client.CoreV1Api(admin_api)
     ds = create_aws_node(admin_api, namespace)
     group = unique("measured")
-    (node,), _ = eks_nodes(core, moto_ec2, group, 1)
+    # Two nodes; only one has an aws-node pod: the other's scrape fails, alone, and planning goes on.
+    (node, silent), _ = eks_nodes(core, moto_ec2, group, 2)
     for i in range(3):
         create_bound_pod(core, namespace, f"app-{i}", node)
     figures = {"sample": IpamdSample(total_ips=20, assigned_ips=3, no_ip_errors=2, enis=2)}
@@ -57,17 +58,17 @@ def test_operator_reads_ipamd_through_the_pod_proxy_into_status_columns_and_prom
         name = unique("wpp")
         create_policy(admin_api, name, fast_spec(namespace, group))
 
-        def fresh(s: dict[str, Any]) -> bool:
-            return (s.get("measured") or {}).get("state") == "Fresh"
+        def read(s: dict[str, Any]) -> bool:
+            return (s.get("measured") or {}).get("state") == "Partial"
 
-        status = wait_status(admin_api, name, run_operator, "measured figures", fresh, timeout=90)
+        status = wait_status(admin_api, name, run_operator, "measured figures", read, timeout=90)
         measured = status["measured"]
         # ipamd's own figure: 20 held - 3 assigned.
         assert measured["idleIpsPerNode"] == 17
         assert measured["via"] == "proxy"
-        assert (measured["nodesSampled"], measured["nodesMeasured"]) == (1, 1)
+        assert (measured["nodesSampled"], measured["nodesMeasured"]) == (2, 1)
         (by_type,) = measured["byInstanceType"]
-        assert by_type["instanceType"] == "m5.large"
+        assert (by_type["instanceType"], by_type["nodes"], by_type["nodesSampled"]) == ("m5.large", 2, 2)
         assert (by_type["idleIpsPerNode"], by_type["totalIpsPerNode"], by_type["enisPerNode"]) == (17, 20, 2)
         assert by_type["noIpErrorsSinceStart"] == 2
         assert by_type.get("noIpErrors", 0) == 0  # absent after one scrape, 0 after two: no increase yet
@@ -77,7 +78,11 @@ def test_operator_reads_ipamd_through_the_pod_proxy_into_status_columns_and_prom
         expected = estimate_idle_ips(FALLBACK_LIMITS["m5.large"], IpMode.SECONDARY, parse_env(env), 3)
         assert measured["estimatedIdleIpsPerNode"] == expected == 15
         measured_condition = next(c for c in status["conditions"] if c["type"] == "Measured")
-        assert (measured_condition["status"], measured_condition["reason"]) == ("True", "Fresh")
+        assert (measured_condition["status"], measured_condition["reason"]) == ("True", "Partial")
+        assert f"{silent}: no running pod matching k8s-app=aws-node in {namespace}" in measured_condition["message"]
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "True"  # a failed scrape never holds planning
+        assert status["recommendedSummary"]
 
         # Five more failed assignments on the node: the next scrape shows the increase.
         figures["sample"] = IpamdSample(total_ips=20, assigned_ips=3, no_ip_errors=7, enis=2)
@@ -89,7 +94,7 @@ def test_operator_reads_ipamd_through_the_pod_proxy_into_status_columns_and_prom
         # `kubectl get wpp -o wide` shows measured beside estimated.
         columns = wide_columns(cluster.kubectl("get", "wpp", name, "-o", "wide").stdout)
         assert (columns["MEASURED-IDLE"], columns["ESTIMATED-IDLE"], columns["NO-IP-ERRORS"]) == ("17", "15", "5")
-        assert columns["MEASURED"] == "Fresh"
+        assert columns["MEASURED"] == "Partial"
 
         # And on the operator's Prometheus endpoint, per instance type.
         with urllib.request.urlopen(f"http://127.0.0.1:{run_operator.metrics_port}/metrics", timeout=5) as answer:
@@ -98,6 +103,7 @@ def test_operator_reads_ipamd_through_the_pod_proxy_into_status_columns_and_prom
         assert f"warmpool_measured_idle_ips_per_node{labels} 17.0" in text
         assert f"warmpool_estimated_idle_ips_per_node{labels} 15.0" in text
         assert f"warmpool_measured_no_ip_errors{labels} 5.0" in text
+        assert f"warmpool_measured_nodes{labels} 1.0" in text
         assert 'warmpool_ipamd_scrapes_total{result="ok",via="proxy"}' in text
 
 

@@ -119,6 +119,11 @@ def test_some_nodes_failing_is_partial_and_names_them() -> None:
     assert "1 of 2 sampled nodes" in m.message
     assert "n2: no answer from ipamd in 5s" in m.message
     assert (m.types[0].measured, m.idle_ips_per_node, m.estimated_idle_ips_per_node) == (1, 15, None)
+    # The estimate is for the nodes measured, not for the one that did not answer.
+    with_estimates = measure(
+        nodes, ["n1", "n2"], {"n1": scrape("n1", 18, 3, 100), "n2": failed}, {"n1": 15, "n2": 9}, 101, 60
+    )
+    assert (with_estimates.estimated_idle_ips_per_node, with_estimates.types[0].estimated_idle_ips_per_node) == (15, 15)
 
 
 def test_old_figures_are_shown_as_stale_and_nothing_is_missing() -> None:

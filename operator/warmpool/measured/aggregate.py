@@ -160,6 +160,8 @@ def measure(
         names = chosen_by_type.get(itype, [])
         got = [scrapes[n] for n in names if n in used]
         samples = [s.sample for s in got if s.sample is not None]
+        # The estimate for the same nodes as the measurement; for every sampled one while none was read.
+        compared = [n for n in names if n in used] or names
         types.append(
             TypeMeasure(
                 instance_type=itype,
@@ -167,7 +169,7 @@ def measure(
                 sampled=len(names),
                 measured=len(samples),
                 idle_ips_per_node=_mean([s.idle_ips for s in samples]),
-                estimated_idle_ips_per_node=_mean([estimated[n] for n in names if n in estimated]),
+                estimated_idle_ips_per_node=_mean([estimated[n] for n in compared if n in estimated]),
                 assigned_ips_per_node=_mean([s.assigned_ips for s in samples]),
                 total_ips_per_node=_mean([s.total_ips for s in samples]),
                 enis_per_node=_mean([s.enis for s in samples if s.enis is not None]),
@@ -182,7 +184,7 @@ def measure(
         message=message,
         types=tuple(types),
         idle_ips_per_node=_mean([s.idle_ips for s in used_samples]),
-        estimated_idle_ips_per_node=_mean([estimated[n] for n in chosen if n in estimated]),
+        estimated_idle_ips_per_node=_mean([estimated[n] for n in (used or chosen) if n in estimated]),
         no_ip_errors=_sum(t.no_ip_errors for t in types),
         sampled=len(chosen),
         measured=len(used_samples),
