@@ -18,8 +18,8 @@ SCENARIOS = ("steady", "diurnal", "batch", "scale-out", "mixed", "diurnal-3d")
 MODES = ("secondary", "prefix")
 HEADER = (
     "| scenario | mode | nodes / pod starts | warmpool ÷ default idle IP-h | waits: warmpool / default (allowed) "
-    "| ÷ best static (fine grid) | ÷ best per type | ÷ best per node | rollouts "
-    "| EC2 calls / node-h: warmpool / default |"
+    "| ÷ best static (fine grid) | ÷ best per type | ÷ best per node | ÷ best static within the EC2 budget "
+    "| rollouts | EC2 calls / node-h: warmpool / default |"
 )
 
 
@@ -44,6 +44,12 @@ def row(label: str, mode: str, trace: dict[str, Any], s: dict[str, dict[str, Any
         pick(k) for k in ("warmpool", "default", "best_static", "best_static_per_type", "best_static_per_node")
     )
     starts = w["pod_starts"]
+    if "best_static_in_budget" in s:
+        g = pick("best_static_in_budget")
+        shown = "" if period else f", `{s['best_static_in_budget']['settings']}`"
+        in_budget = f"{w['idle_ip_hours'] / g['idle_ip_hours']:.2f} ({g['idle_ip_hours']:.0f}{shown})"
+    else:
+        in_budget = "-"
     allowed = d["waited_pods"] + starts / 1000
     ok = "ok" if w["waited_pods"] <= allowed else "**over**"
     calls = (
@@ -58,7 +64,7 @@ def row(label: str, mode: str, trace: dict[str, Any], s: dict[str, dict[str, Any
         f"| {w['idle_ip_hours'] / b['idle_ip_hours']:.2f} ({b['idle_ip_hours']:.0f}"
         + ("" if period else f", `{s['best_static']['settings']}`")
         + f") | {w['idle_ip_hours'] / t['idle_ip_hours']:.2f} | {w['idle_ip_hours'] / n['idle_ip_hours']:.2f} "
-        f"({n['idle_ip_hours']:.0f}) | {w['rollouts']} | {calls} |"
+        f"({n['idle_ip_hours']:.0f}) | {in_budget} | {w['rollouts']} | {calls} |"
     )
 
 

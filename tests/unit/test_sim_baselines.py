@@ -17,14 +17,18 @@ from warmpool.sim.baselines import (
     Runner,
     _spread,
     allowance,
+    budget_grid,
     choose_per_group,
     coarse_grid,
+    feasible_best,
+    peak_pods_by_type,
     refinements,
     typical_pods_by_type,
 )
-from warmpool.sim.engine import EngineConfig, PerNodeStaticStrategy, StaticStrategy, simulate
+from warmpool.sim.engine import EngineConfig, PerNodeStaticStrategy, RunResult, StaticStrategy, simulate
+from warmpool.sim.metrics import StrategyMetrics
 from warmpool.sim.scenarios import generate
-from warmpool.sim.trace import NodeAdd
+from warmpool.sim.trace import NodeAdd, PodStart, PodStop
 
 
 def test_spread_fills_small_gaps_and_samples_big_ones() -> None:
@@ -158,7 +162,73 @@ def test_cli_json_has_every_strategy_and_parallel_runs_agree() -> None:
     assert two.exit_code == 0, two.output
     assert json.loads(one.output) == json.loads(two.output)
     strategies = json.loads(one.output)["strategies"]
-    for name in ("warmpool", "default", "best_static", "best_static_per_type", "best_static_per_node", "clairvoyant"):
+    names = ("best_static", "best_static_per_type", "best_static_per_node", "best_static_in_budget", "clairvoyant")
+    for name in ("warmpool", "default", *names):
         assert "ec2_calls_per_node_hour" in strategies[name]
         assert strategies[name]["node_hours"] > 0
     assert set(strategies["best_static_per_node"]) == set(strategies["default"])
+
+
+def _run(label: str, idle: float, waited: int, calls: int, node_hours: float = 10.0) -> RunResult:
+    metrics = StrategyMetrics(label, label, idle, 0, waited, 0.0, 0.0, {"assign_ips": calls}, 0, None, [])
+    metrics.node_hours = node_hours
+    return RunResult(metrics, [])
+
+
+def test_feasible_best_within_an_ec2_budget() -> None:
+    runs = {
+        "cheap": _run("cheap", 10.0, 1, 500),  # 50 calls a node-hour
+        "mid": _run("mid", 20.0, 1, 30),  # 3 a node-hour
+        "waits": _run("waits", 5.0, 9, 0),
+        "default": _run("default", 40.0, 0, 10),
+    }
+    assert feasible_best(runs, 2).metrics.name == "cheap"
+    assert feasible_best(runs, 2, ec2_budget=3.6).metrics.name == "mid"
+    # Nothing within the budget: the fewest calls among the runs within the waits.
+    assert feasible_best(runs, 2, ec2_budget=0.5).metrics.name == "default"
+
+
+def test_peak_pods_and_the_budget_grid_hold_a_pool_at_its_minimum() -> None:
+    trace = generate("diurnal", 1, nodes=6, hours=1.0)
+    peaks = peak_pods_by_type(trace)
+    running: dict[str, int] = {}
+    highest: dict[str, int] = {}
+    for e in trace.events:
+        if isinstance(e, PodStart):
+            running[e.node] = running.get(e.node, 0) + 1
+            highest[e.node] = max(highest.get(e.node, 0), running[e.node])
+        elif isinstance(e, PodStop):
+            running[e.node] -= 1
+    assert peaks == {"m5.large": sorted(highest.values())}
+    grid = budget_grid(trace, IpMode.SECONDARY)
+    assert grid
+    for env in grid:
+        w, m = int(env[WARM_IP_TARGET]), int(env[MINIMUM_IP_TARGET])
+        assert w in baselines.BUDGET_WARM_IPS
+        # The minimum leaves the warm target free at a node's peak (up to all the pod IPs a node holds).
+        assert m in {min(p + w, baselines.most_pod_ips(trace, IpMode.SECONDARY)) for p in peaks["m5.large"]}
+    assert all(int(env[MINIMUM_IP_TARGET]) % 16 == 0 for env in budget_grid(trace, IpMode.PREFIX))
+
+
+def test_best_static_in_budget_keeps_the_budget_and_the_service_level() -> None:
+    trace = generate("steady", 1, nodes=6, hours=1.0)
+    budget = 3.6
+    with Runner(trace, IpMode.SECONDARY) as runner:
+        default = runner.static(None).result().metrics
+        limit = default.waited_pods + allowance(trace.pod_starts)
+        found = baselines.search(runner, limit, ec2_budget=budget)
+    best = found.best_static_in_budget
+    assert best is not None
+    assert best.metrics.name == "best_static_in_budget"
+    assert best.metrics.waited_pods <= limit
+    assert best.metrics.ec2_calls_per_node_hour <= max(budget, default.ec2_calls_per_node_hour)
+    assert best.metrics.idle_ip_hours >= found.best_static.metrics.idle_ip_hours - 1e-9
+    within = [
+        r.metrics.idle_ip_hours
+        for r in found.runs.values()
+        if r.metrics.waited_pods <= limit and r.metrics.ec2_calls_per_node_hour <= budget
+    ]
+    assert best.metrics.idle_ip_hours == min(within)
+    # Without a budget, no such baseline.
+    with Runner(trace, IpMode.SECONDARY) as runner:
+        assert baselines.search(runner, limit).best_static_in_budget is None

@@ -1,4 +1,5 @@
-"""Honest hindsight baselines: the best static setting for the whole cluster, per instance type and per node.
+"""Honest hindsight baselines: the best static setting for the whole cluster, per instance type and per node, and
+the best static setting within an EC2 call budget.
 
 "Best" is the fewest idle IP-hours among settings whose waited pods stay within a service level (the caller
 passes it: AWS's default's waits plus one per thousand pod starts). The single-setting search is coarse to fine:
@@ -8,6 +9,11 @@ found, one dimension at a time, until the best stops moving. Every run also reco
 waits, so the per-type and per-node bests are chosen from the same runs (a Lagrangian split of the waits
 allowance across groups) and then run for real as per-node env, which no DaemonSet can express: they bound what
 one cluster-wide value could reach.
+
+Small warm targets win in idle IPs by assigning and returning IPs one by one, at tens of EC2 calls per node-hour,
+which EC2 would throttle on a large cluster. `best_static_in_budget` is the same search restricted to settings
+whose EC2 calls per node-hour stay within a budget (the policy's `ec2CallsPerNodeHour`): its grid adds minimums
+at each instance type's peak pods per node (a pool at its minimum makes no calls while pods stay below it).
 
 Runs are independent, so they go to worker processes (forked, so the trace is not pickled per run).
 The simulator models VPC CNI v1.12.0 or later: WARM_IP_TARGET above one ENI's worth is safe there (#1872).
@@ -33,6 +39,7 @@ from warmpool.sim.engine import (
     RunResult,
     StaticStrategy,
     Strategy,
+    limits_for,
     settings_of,
     simulate,
 )
@@ -42,6 +49,9 @@ COARSE_WARM_IPS = (1, 2, 4, 8, 16)
 COARSE_WARM_IPS_WITH_MINIMUM = 8
 MINIMUM_STEPS_ABOVE_TYPICAL = (0, 4)
 MAX_REFINE_ROUNDS = 4
+# The in-budget grid: small warm targets over minimums at these quantiles of each type's per-node peak pods.
+BUDGET_WARM_IPS = (1, 2, 4)
+PEAK_QUANTILES = (0.9, 1.0)
 
 
 def allowance(pod_starts: int) -> float:
@@ -160,6 +170,18 @@ def is_safe(env: Mapping[str, str], mode: IpMode) -> bool:
     return not _unsafe_settings(parse_env(env), mode, None)
 
 
+def most_pod_ips(trace: Trace, mode: IpMode) -> int:
+    """The most pod IPs any node of the trace can hold: a MINIMUM_IP_TARGET above it holds the same."""
+    types = {e.instance_type: e for e in trace.events if isinstance(e, NodeAdd)}
+    return max((limits_for(e).pod_ip_cap(limits_for(e).runs_mode(mode)) for e in types.values()), default=0)
+
+
+def distinct_minimum(minimum: int, mode: IpMode, most: int) -> int:
+    """The smallest MINIMUM_IP_TARGET that holds what `minimum` holds on every node: within the most pod IPs a
+    node holds (`most`), in whole /28s in prefix mode."""
+    return canonical_minimum(min(minimum, most), mode)
+
+
 def canonical_minimum(minimum: int, mode: IpMode) -> int:
     """In prefix mode ipamd only ever uses MINIMUM_IP_TARGET rounded up to whole /28 prefixes."""
     return -(-minimum // IPS_PER_PREFIX) * IPS_PER_PREFIX if mode is IpMode.PREFIX else minimum
@@ -177,12 +199,53 @@ def coarse_grid(trace: Trace, mode: IpMode) -> list[dict[str, str]]:
     unit = WARM_PREFIX_TARGET if mode is IpMode.PREFIX else WARM_ENI_TARGET
     out: list[dict[str, str]] = [{unit: "1"}, {unit: "2"}]
     typicals = [t for t in typical_pods_by_type(trace).values() if t > 0]
-    minimums = sorted({0, *(canonical_minimum(t + d, mode) for t in typicals for d in MINIMUM_STEPS_ABOVE_TYPICAL)})
+    most = most_pod_ips(trace, mode)
+    minimums = sorted(
+        {0, *(distinct_minimum(t + d, mode, most) for t in typicals for d in MINIMUM_STEPS_ABOVE_TYPICAL)}
+    )
     for w in COARSE_WARM_IPS:
         for m in minimums:
             if m and w > COARSE_WARM_IPS_WITH_MINIMUM:
                 continue  # a minimum matters little once the warm target is that big: refinement gets there
             env = ip_env(w, m)
+            if is_safe(env, mode):
+                out.append(env)
+    return out
+
+
+def peak_pods_by_type(trace: Trace) -> dict[str, list[int]]:
+    """Per instance type, the most pods each of its nodes ran at once, sorted."""
+    count: dict[str, int] = defaultdict(int)
+    peak: dict[str, int] = defaultdict(int)
+    itype: dict[str, str] = {}
+    for e in trace.events:
+        if isinstance(e, NodeAdd):
+            itype[e.node] = e.instance_type
+            peak[e.node] = max(peak[e.node], 0)
+        elif isinstance(e, PodStart):
+            count[e.node] += 1
+            peak[e.node] = max(peak[e.node], count[e.node])
+        elif isinstance(e, PodStop):
+            count[e.node] -= 1
+        elif isinstance(e, NodeRemove):
+            count[e.node] = 0
+    out: dict[str, list[int]] = defaultdict(list)
+    for n, t in itype.items():
+        out[t].append(peak[n])
+    return {t: sorted(v) for t, v in sorted(out.items())}
+
+
+def budget_grid(trace: Trace, mode: IpMode) -> list[dict[str, str]]:
+    """Small warm targets over minimums at each type's per-node peak pods (p90 and highest) plus the warm
+    target: the settings that hold a pool at its minimum, where it makes no EC2 calls."""
+    most = most_pod_ips(trace, mode)
+    levels = set()
+    for peaks in peak_pods_by_type(trace).values():
+        levels |= {peaks[min(len(peaks) - 1, int(q * len(peaks)))] for q in PEAK_QUANTILES}
+    out = []
+    for w in BUDGET_WARM_IPS:
+        for level in sorted(levels):
+            env = ip_env(w, distinct_minimum(level + w, mode, most))
             if is_safe(env, mode):
                 out.append(env)
     return out
@@ -226,13 +289,17 @@ def refinements(best: tuple[int, int], tried: Iterable[tuple[int, int]], k: int)
 # ----- choosing -----
 
 
-def feasible_best(runs: Mapping[str, RunResult], max_waits: float) -> RunResult:
-    """Fewest idle IP-hours among runs within `max_waits`; if none is, the fewest waits."""
-    ordered = sorted(runs.items())
-    ok = [r for _, r in ordered if r.metrics.waited_pods <= max_waits]
+def feasible_best(runs: Mapping[str, RunResult], max_waits: float, ec2_budget: float | None = None) -> RunResult:
+    """Fewest idle IP-hours among runs within `max_waits` (and within `ec2_budget` EC2 calls per node-hour when
+    given); if none is, the fewest EC2 calls among those within the waits, else the fewest waits."""
+    ordered = [r for _, r in sorted(runs.items())]
+    waits_ok = [r for r in ordered if r.metrics.waited_pods <= max_waits]
+    ok = [r for r in waits_ok if ec2_budget is None or r.metrics.ec2_calls_per_node_hour <= ec2_budget]
     if ok:
         return min(ok, key=lambda r: (r.metrics.idle_ip_hours, r.metrics.waited_pods))
-    return min((r for _, r in ordered), key=lambda r: (r.metrics.waited_pods, r.metrics.idle_ip_hours))
+    if waits_ok:
+        return min(waits_ok, key=lambda r: (r.metrics.ec2_calls_per_node_hour, r.metrics.idle_ip_hours))
+    return min(ordered, key=lambda r: (r.metrics.waited_pods, r.metrics.idle_ip_hours))
 
 
 def choose_per_group(options: Mapping[str, Mapping[str, tuple[float, int]]], max_waits: float) -> dict[str, str]:
@@ -294,49 +361,45 @@ class Baselines:
     best_static: RunResult
     best_static_per_type: RunResult
     best_static_per_node: RunResult
+    best_static_in_budget: RunResult | None  # None when no budget was given
     runs: dict[str, RunResult]  # every static setting run, by label
 
 
-def start(runner: Runner, seeds: Sequence[Mapping[str, str]] = ()) -> None:
-    """Queue the coarse grid (and `seeds`, e.g. the user's --static settings) before the service level is
-    known, so the workers never idle."""
-    for env in [*coarse_grid(runner.trace, runner.mode), *seeds]:
+def start(runner: Runner, seeds: Sequence[Mapping[str, str]] = (), ec2_budget: float | None = None) -> None:
+    """Queue the coarse grid (and `seeds`, e.g. the user's --static settings; the in-budget grid when a budget
+    is given) before the service level is known, so the workers never idle."""
+    for env in _first_grid(runner, seeds, ec2_budget):
         runner.static(env)
 
 
-def search(runner: Runner, max_waits: float, seeds: Sequence[Mapping[str, str]] = ()) -> Baselines:
-    """The three hindsight baselines over `runner`'s trace at the service level `max_waits`. `seeds` are
-    settings to include (e.g. the user's --static ones)."""
+def _first_grid(
+    runner: Runner, seeds: Sequence[Mapping[str, str]], ec2_budget: float | None
+) -> list[Mapping[str, str]]:
+    budget = budget_grid(runner.trace, runner.mode) if ec2_budget is not None else []
+    return [*coarse_grid(runner.trace, runner.mode), *budget, *seeds]
+
+
+def search(
+    runner: Runner,
+    max_waits: float,
+    seeds: Sequence[Mapping[str, str]] = (),
+    ec2_budget: float | None = None,
+) -> Baselines:
+    """The hindsight baselines over `runner`'s trace at the service level `max_waits`. `seeds` are settings to
+    include (e.g. the user's --static ones); `ec2_budget` (EC2 calls per node-hour) adds `best_static_in_budget`."""
     mode = runner.mode
-    start(runner, seeds)
+    start(runner, seeds, ec2_budget)
     envs: dict[str, dict[str, str]] = {}
-    for env in [*coarse_grid(runner.trace, mode), *seeds]:
+    for env in _first_grid(runner, seeds, ec2_budget):
         envs[settings_of(StaticStrategy(env).initial_env(mode))] = dict(env)
-    k = max(2, runner.jobs)
-    last_best = None
-    for _ in range(MAX_REFINE_ROUNDS):
-        runs = {label: f.result() for label, f in runner.static_runs.items()}
-        ip_runs = {label: r for label, r in runs.items() if label in envs and _ip_point(envs[label]) is not None}
-        if not ip_runs:
-            break
-        best = feasible_best(ip_runs, max_waits)
-        point = _ip_point(envs[best.metrics.settings]) if best.metrics.settings in envs else None
-        if point is None or point == last_best:
-            break
-        last_best = point
-        tried = [p for p in (_ip_point(envs[label]) for label in ip_runs) if p is not None]
-        new = sorted(
-            {(w, canonical_minimum(m, mode)) for w, m in refinements(point, tried, k)} - set(tried),
-        )
-        new = [p for p in new if is_safe(ip_env(*p), mode)]
-        if not new:
-            break
-        for w, m in new:
-            env = ip_env(w, m)
-            envs[settings_of(StaticStrategy(env).initial_env(mode))] = env
-            runner.static(env)
+    _refine(runner, envs, max_waits, None)
+    in_budget = None
+    if ec2_budget is not None:
+        _refine(runner, envs, max_waits, ec2_budget)
     runs = {label: f.result() for label, f in runner.static_runs.items()}
     single = feasible_best(runs, max_waits)
+    if ec2_budget is not None:
+        in_budget = _renamed(feasible_best(runs, max_waits, ec2_budget), "best_static_in_budget")
     per_type, per_node = _per_group_strategies(runs, envs, max_waits, mode)
     futures = [(s, _uniform_run(s, runs) or runner.submit(s)) for s in (per_type, per_node)]
     results = []
@@ -346,7 +409,39 @@ def search(runner: Runner, max_waits: float, seeds: Sequence[Mapping[str, str]] 
         r.metrics.settings = strategy.describe()
         results.append(r)
     best = _renamed(single, "best_static")
-    return Baselines(best, results[0], results[1], runs)
+    return Baselines(best, results[0], results[1], in_budget, runs)
+
+
+def _refine(runner: Runner, envs: dict[str, dict[str, str]], max_waits: float, ec2_budget: float | None) -> None:
+    """Rounds that fill the integer gaps around the best IP-target setting found (within `ec2_budget` when
+    given), until it stops moving."""
+    mode = runner.mode
+    most = most_pod_ips(runner.trace, mode)
+    k = max(2, runner.jobs)
+    last_best = None
+    for _ in range(MAX_REFINE_ROUNDS):
+        runs = {label: f.result() for label, f in runner.static_runs.items()}
+        ip_runs = {label: r for label, r in runs.items() if label in envs and _ip_point(envs[label]) is not None}
+        if not ip_runs:
+            return
+        best = feasible_best(ip_runs, max_waits, ec2_budget)
+        if ec2_budget is not None and feasible_best(runs, max_waits, ec2_budget) is not best:
+            return  # within the budget, whole ENIs or prefixes beat every IP-target setting (or none fits)
+        point = _ip_point(envs[best.metrics.settings]) if best.metrics.settings in envs else None
+        if point is None or point == last_best:
+            return
+        last_best = point
+        tried = [p for p in (_ip_point(envs[label]) for label in ip_runs) if p is not None]
+        new = sorted(
+            {(w, distinct_minimum(m, mode, most)) for w, m in refinements(point, tried, k)} - set(tried),
+        )
+        new = [p for p in new if is_safe(ip_env(*p), mode)]
+        if not new:
+            return
+        for w, m in new:
+            env = ip_env(w, m)
+            envs[settings_of(StaticStrategy(env).initial_env(mode))] = env
+            runner.static(env)
 
 
 def _uniform_run(strategy: PerNodeStaticStrategy, runs: Mapping[str, RunResult]) -> Future[RunResult] | None:

@@ -106,17 +106,23 @@ def run_all(
         warmpool = runner.submit(PlannerStrategy(spec))  # the longest run goes first
         default = runner.static(None)
         user = {StaticStrategy(env).name: runner.static(env) for env in statics}
-        baselines.start(runner)
+        budget = spec.churn.ec2_calls_per_node_hour
+        baselines.start(runner, ec2_budget=budget)
         oracle = clairvoyant(trace, mode, config)
         reference = default.result().metrics
         found = baselines.search(
-            runner, reference.waited_pods + baselines.allowance(trace.pod_starts), [dict(env) for env in statics]
+            runner,
+            reference.waited_pods + baselines.allowance(trace.pod_starts),
+            [dict(env) for env in statics],
+            ec2_budget=budget,
         )
         results: dict[str, RunResult] = {"warmpool": warmpool.result(), "default": default.result()}
         results.update((name, future.result()) for name, future in user.items())
     results["best_static"] = found.best_static
     results["best_static_per_type"] = found.best_static_per_type
     results["best_static_per_node"] = found.best_static_per_node
+    if found.best_static_in_budget is not None:
+        results["best_static_in_budget"] = found.best_static_in_budget
     oracle.metrics.node_hours = reference.node_hours
     results["clairvoyant"] = oracle
     return results
