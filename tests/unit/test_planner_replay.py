@@ -164,3 +164,148 @@ def test_advice_waits_for_history_and_is_reused_until_due() -> None:
     other = planner.advise(IpMode.SECONDARY, LIMITS, {**env, WARM_IP_TARGET: "3"}, bounds, 0.999, 3600.0, 1260.0)
     assert planner.replays == 2
     assert other is not first
+
+
+def test_the_log_follows_the_nodes_count_where_snapshots_carry_no_stop() -> None:
+    log = rp.ReplayLog(per_type=1)
+    # Starts are carried, stops never: the node still runs 10 pods.
+    for now in (300.0, 600.0, 900.0):
+        starts = tuple(now - 100.0 + i for i in range(3))
+        log.observe(
+            ClusterSnapshot(
+                now=now, nodes=(NodeInfo(name="n0", instance_type="m5.large", ip_pods=10, pod_start_times=starts),)
+            )
+        )
+    entry = log.logs["n0"]
+    assert entry.pods_at(entry.until) == 10
+    assert min(entry.deltas) == -3  # the unseen stops, at the cursor
+    # Pods that appear without a start count as running since the log began, not as a burst of starts.
+    log.observe(ClusterSnapshot(now=1200.0, nodes=(NodeInfo(name="n0", instance_type="m5.large", ip_pods=15),)))
+    assert entry.pods_at(entry.until) == 15
+    assert max(entry.deltas) == 1
+
+
+def test_until_a_day_is_logged_the_recent_window_spans_the_cooldown() -> None:
+    log = rp.ReplayLog(per_type=1)
+    feed(log, nodes=1, until=8 * 3600.0, tick=600.0)
+    [(start, end)] = log.windows(2 * 3600.0)
+    assert abs(end - start - 2 * 3600.0) < 1e-6
+    [(start, end)] = log.windows(6 * 3600.0)  # at most LOOKBACK_BEFORE_A_DAY of it
+    assert abs(end - start - rp.LOOKBACK_BEFORE_A_DAY) < 1e-6
+    longer = rp.ReplayLog(per_type=1)
+    feed(longer, nodes=1, until=rp.DAY + 2 * 3600.0, tick=600.0)
+    recent, _ = longer.windows(6 * 3600.0)
+    assert abs(recent[1] - recent[0] - rp.RECENT) < 1e-6
+
+
+def _log(levels: list[tuple[float, int]], until: float) -> rp.NodeLog:
+    """A node log whose pod count steps to each (time, level)."""
+    entry = rp.NodeLog("m5.large", 0.0, levels[0][1], until)
+    count = levels[0][1]
+    for t, level in levels[1:]:
+        entry.add(t, level - count)
+        count = level
+    return entry
+
+
+def test_density_levels_are_quantiles_of_peaks_plus_the_last_hours_climb() -> None:
+    climbing = _log([(0.0, 4), (3000.0, 6), (6000.0, 10)], 7200.0)
+    flat = _log([(0.0, 8)], 7200.0)
+    pieces = [("a", climbing, 0.0, 7200.0), *((f"b{i}", flat, 0.0, 7200.0) for i in range(3))]
+    assert rp.density_levels(pieces) == [8, 10]
+    # The climb over the last hour (6 -> 10) once more on top of the peak; none on the flat node.
+    assert rp.density_levels(pieces, with_rise=True) == [8, 14]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    levels=st.lists(st.integers(0, 60), max_size=4),
+    warm=st.tuples(st.integers(0, 6), st.integers(6, 40)),
+    floor_at=st.lists(st.integers(0, 30), min_size=1, max_size=6),
+    mode=st.sampled_from(list(IpMode)),
+)
+def test_candidates_keep_the_warm_floor_and_try_it(
+    levels: list[int], warm: tuple[int, int], floor_at: list[int], mode: IpMode
+) -> None:
+    """The floor is non-increasing in the minimum, as the histograms' demand is: no candidate has a warm target
+    below it (clamped to the bounds), the floor itself is tried, and a minimum leaves its warm target free at a
+    density level."""
+    table = sorted(floor_at, reverse=True)
+
+    def floor(m: int) -> int:
+        return table[min(m // 10, len(table) - 1)]
+
+    envs = rp.candidates(mode, levels, warm, (0, 300), floor)
+    lo, hi = max(warm[0], 1), warm[1]
+    clamp = lambda x: min(max(x, lo), hi)  # noqa: E731
+    assert any(int(e[WARM_IP_TARGET]) == clamp(floor(0)) and MINIMUM_IP_TARGET not in e for e in envs)
+    for env in envs:
+        w, m = int(env[WARM_IP_TARGET]), int(env.get(MINIMUM_IP_TARGET, "0"))
+        assert w >= clamp(floor(m))
+        if m and mode is IpMode.SECONDARY:
+            assert m - w in levels
+
+
+def test_no_candidate_within_the_call_cap_gives_the_fewest_calls_within_the_waits() -> None:
+    log = rp.ReplayLog(per_type=2)
+    feed(log, nodes=2, until=3600.0, period=20.0)
+    pieces = log.node_windows(log.windows(3600.0))
+    options = [{WARM_IP_TARGET: str(w)} for w in (1, 2, 4, 6)]
+    choice = rp.choose(IpMode.SECONDARY, pieces, LIMITS, options, 0.5, ec2_budget=0.01)
+    runs = {o[WARM_IP_TARGET]: rp.replay(o, IpMode.SECONDARY, pieces, LIMITS) for o in options}
+    cap = rp.call_cap(choice.default, 0.01)
+    assert all(r.ec2_calls_per_node_hour > cap for r in runs.values())
+    assert choice.env is not None
+    allowed = rp.allowed_waits(choice.default, 0.5)
+    within = {w: r for w, r in runs.items() if r.waited <= allowed}
+    assert within
+    assert choice.env[WARM_IP_TARGET] == min(within, key=lambda w: within[w].ec2_calls)
+    assert "fewest" in choice.reason
+
+
+def test_call_cap_is_a_share_of_the_budget_never_below_the_default() -> None:
+    quiet = rp.Replayed(0.0, 0, 100, 0, 3600.0)
+    busy = rp.Replayed(0.0, 0, 100, 10, 3600.0)
+    assert rp.call_cap(quiet, 3.6) == 3.6 * rp.SAMPLE_CALL_SHARE
+    assert rp.call_cap(busy, 3.6) == 10.0
+    assert rp.call_cap(busy, None) == 20.0
+
+
+def test_values_in_effect_serve_unless_they_keep_pods_waiting_or_break_the_budget_by_far() -> None:
+    default = rp.Replayed(0.0, 1, 1000, 2, 3600.0)
+    assert rp.serves(rp.Replayed(0.0, 2, 1000, 7, 3600.0), default, 0.999, 3.6)
+    assert rp.serves(rp.Replayed(0.0, 3, 1000, 0, 3600.0), default, 0.999, 3.6)  # 3 <= 1 + 1 + 10
+    assert not rp.serves(rp.Replayed(0.0, 13, 1000, 0, 3600.0), default, 0.999, 3.6)  # 13 > 1 + 1 + 10
+    assert not rp.serves(rp.Replayed(0.0, 0, 1000, 8, 3600.0), default, 0.999, 3.6)  # 8 > 2 x 3.6
+    assert rp.serves(rp.Replayed(0.0, 0, 1000, 8, 3600.0), rp.Replayed(0.0, 0, 1000, 9, 3600.0), 0.999, 3.6)
+    assert not rp.serves(rp.Replayed(0.0, 0, 1000, 0, 3600.0, complete=False), default, 0.999, 3.6)
+
+
+def test_within_the_cooldown_only_a_raise_replaces_the_values_in_effect() -> None:
+    planner = rp.ReplayPlanner(log=rp.ReplayLog(per_type=2))
+    bounds = rp.Bounds((1, 16), (0, 60))
+    feed(planner.log, nodes=2, until=1200.0, period=15.0)
+    ahead = 6 * 3600.0
+    first = planner.advise(IpMode.SECONDARY, LIMITS, {"WARM_ENI_TARGET": "1"}, bounds, 0.999, ahead, 1200.0)
+    assert first is not None
+    assert first.env is not None
+    assert not first.rescue
+    assert planner.env_since is None  # the values seen first were not a change
+    # Values that serve the pods: kept, and only they and the default are replayed.
+    applied = {k: v for k, v in first.env.items()}
+    feed(planner.log, nodes=2, until=1800.0, period=15.0)
+    kept = planner.advise(IpMode.SECONDARY, LIMITS, applied, bounds, 0.999, ahead, 1800.0)
+    assert planner.env_since == 1800.0
+    assert kept is not None
+    assert kept.env == applied
+    assert kept.evaluated == 0
+    # Values that starve the pods (a warm target of 1 and no minimum, 10 pods replaced every 15 s): a rescue
+    # that raises them.
+    starving = {"WARM_ENI_TARGET": "1", WARM_IP_TARGET: "1"}
+    feed(planner.log, nodes=2, until=2400.0, period=15.0)
+    rescue = planner.advise(IpMode.SECONDARY, LIMITS, starving, bounds, 0.999, ahead, 2400.0)
+    assert rescue is not None
+    assert rescue.rescue
+    assert rescue.env is not None
+    assert rp.raises(rescue.env, starving)
+    assert rescue.env != starving

@@ -136,4 +136,6 @@ def test_simulator_and_handler_make_the_same_decisions(scenario: str, mode: IpMo
     writes = [d for d in strategy.decisions if d[2]]
     reasons = {d[1] for d in strategy.decisions}
     assert len(writes) >= 2, strategy.decisions  # not a vacuous comparison: changes were made and held
-    assert {"apply", "not_quiet", "cooldown", "no_change"} <= reasons, reasons
+    # (A change held by the cooldown is not always among them: within the cooldown the replay chooser keeps the
+    # values in effect unless they starve the pods, and a rescue skips the cooldown.)
+    assert {"apply", "not_quiet", "no_change"} <= reasons, reasons

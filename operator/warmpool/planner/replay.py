@@ -20,9 +20,10 @@ Pure: no clock, no I/O. Cost is bounded by the sample (`per_type` nodes per inst
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from warmpool.ipamd.env import (
@@ -40,9 +41,10 @@ from warmpool.snapshot import ClusterSnapshot
 DAY = 86400.0
 WEEK = 7 * DAY
 RECENT = 3600.0  # the "now" window
+LOOKBACK_BEFORE_A_DAY = 3 * 3600.0  # the "now" window until the log reaches a day back (CPU: the sample x this)
 SETTLE = 30.0  # starts and stops younger than this may still arrive out of order: not logged yet
 WARMUP = 180.0  # a replay starts this long before its window, so the pool has grown to the pods running then
-SAMPLE_PER_TYPE = 4
+SAMPLE_PER_TYPE = 8
 COARSE_WARM_IPS = (1, 2, 4, 8, 16)
 
 
@@ -53,7 +55,8 @@ def _rank(name: str) -> bytes:
 
 @dataclass(slots=True)
 class NodeLog:
-    """Pod starts (+1) and stops (-1) of one sampled node, in time order, from `since` on."""
+    """Pod starts (+1) and stops (-1) of one sampled node, in time order, from `since` on (a correction to the
+    node's observed count may move several pods at once)."""
 
     instance_type: str
     since: float
@@ -125,6 +128,15 @@ class ReplayLog:
             for t in node.pod_stop_times:
                 if since < t <= upto:
                     log.add(t, -1)
+            # The log follows the node's pod count where the snapshots carried no start or stop: pods gone
+            # unseen stop at the cursor; pods come unseen count as running since the log began (not as a burst
+            # of starts, which the replay would make wait).
+            later = sum(1 for t in node.pod_start_times if t > upto) - sum(1 for t in node.pod_stop_times if t > upto)
+            drift = max(node.ip_pods - later, 0) - log.pods_at(upto)
+            if drift < 0:
+                log.add(upto, drift)
+            elif drift > 0:
+                log.pods_since += drift
             log.until = upto
         self.cursor = upto
         oldest = upto - self.horizon
@@ -140,15 +152,19 @@ class ReplayLog:
 
     def windows(self, ahead: float) -> list[tuple[float, float]]:
         """The stretches to replay: the last hour, and the coming `ahead` seconds as they were a day and a week
-        ago, where the log covers them."""
+        ago, where the log covers them. Until the log reaches a day back, the last `ahead` seconds (as much as is
+        logged, at most `LOOKBACK_BEFORE_A_DAY`) instead of the last hour: a value that would have served the last
+        cooldown is the best guess for one that must hold through the next."""
         if self.cursor is None or self.started is None:
             return []
         now = self.cursor
-        out = [(max(self.started, now - RECENT), now)]
+        earlier = []
         for back in (DAY, WEEK):
             start, end = now - back, min(now - back + ahead, now)
             if start >= self.started and end > start and back <= self.horizon:
-                out.append((start, end))
+                earlier.append((start, end))
+        recent = RECENT if earlier else min(max(RECENT, ahead), LOOKBACK_BEFORE_A_DAY)
+        out = [(max(self.started, now - recent), now), *earlier]
         return [(a, b) for a, b in out if b > a]
 
     def node_windows(self, windows: Sequence[tuple[float, float]]) -> list[tuple[str, NodeLog, float, float]]:
@@ -191,10 +207,12 @@ def replay(
     limits: Mapping[str, InstanceLimits],
     max_waits: float = math.inf,
     max_calls: float = math.inf,
+    max_idle: float = math.inf,
 ) -> Replayed:
     """Run `env` over each node's pieces of history. Each piece starts WARMUP seconds early with the pods that
     were running then, so only the window's own idle IPs, waits and calls count. Stops early (`complete` False)
-    once the waits or EC2 calls exceed `max_waits` / `max_calls`: such a setting is out anyway."""
+    once the waits, EC2 calls or idle IP-seconds exceed `max_waits` / `max_calls` / `max_idle`: such a setting
+    is out anyway."""
     targets = parse_env(env)
     idle = node_seconds = 0.0
     waited = starts = calls = 0
@@ -223,11 +241,11 @@ def replay(
         hi = bisect.bisect_right(log.times, end)
         for t, delta in zip(log.times[lo:hi], log.deltas[lo:hi], strict=True):
             advance(t)
-            if delta > 0:
+            for _ in range(delta):
                 serial += 1
                 running.append(f"p{serial}")
                 pool.pod_start(running[-1], t)
-            elif running:
+            for _ in range(min(-delta, len(running))):
                 pool.pod_stop(running.pop(0), t)
         advance(end)
         pool.finish(end)
@@ -236,7 +254,7 @@ def replay(
         starts += pool.pod_starts - starts0
         calls += sum(pool.ec2_calls.values()) - calls0
         node_seconds += end - start
-        if waited > max_waits or calls > max_calls:
+        if waited > max_waits or calls > max_calls or idle > max_idle:
             return Replayed(idle, waited, starts, calls, node_seconds, complete=False)
     return Replayed(idle, waited, starts, calls, node_seconds)
 
@@ -255,45 +273,59 @@ def canonical_minimum(minimum: int, mode: IpMode) -> int:
     return -(-minimum // IPS_PER_PREFIX) * IPS_PER_PREFIX if mode is IpMode.PREFIX else minimum
 
 
-def density_levels(pieces: Sequence[tuple[str, NodeLog, float, float]]) -> list[int]:
+LEVEL_QUANTILES = (0.5, 0.75, 0.9, 1.0)
+
+
+def density_levels(pieces: Sequence[tuple[str, NodeLog, float, float]], with_rise: bool = False) -> list[int]:
     """Pods (plus IPs still cooling, counted as the stops in the cooldown before) per node that a minimum could
-    aim at: the median, p90 and highest level any sampled node reached in the windows."""
+    aim at: quantiles of the highest level each sampled node reached in each window (`LEVEL_QUANTILES`).
+    `with_rise` adds to each node's peak how much its pods rose over the window: the margin for a value that
+    must hold while the climb goes on, when no day-old history says how the coming hours went (the climb over
+    the window's last hour)."""
     peaks = []
     for _, log, start, end in pieces:
         level = peak = log.pods_at(start)
+        first = log.pods_at(max(start, end - RECENT))
         lo, hi = bisect.bisect_right(log.times, start), bisect.bisect_right(log.times, end)
         recent_stops: list[float] = []
         for t, d in zip(log.times[lo:hi], log.deltas[lo:hi], strict=True):
             level += d
-            if d < 0:
-                recent_stops.append(t)
+            recent_stops += [t] * max(-d, 0)
             while recent_stops and recent_stops[0] <= t - 30.0:
                 recent_stops.pop(0)
             peak = max(peak, level + len(recent_stops))
-        peaks.append(peak)
+        peaks.append(peak + (max(level - first, 0) if with_rise else 0))
     if not peaks:
         return []
     peaks.sort()
-
-    def at(q: float) -> int:
-        return peaks[min(len(peaks) - 1, int(q * len(peaks)))]
-
-    return sorted({at(0.5), at(0.9), peaks[-1]})
+    return sorted({peaks[min(len(peaks) - 1, int(q * len(peaks)))] for q in LEVEL_QUANTILES})
 
 
 def candidates(
-    mode: IpMode, levels: Sequence[int], warm_bounds: tuple[int, int], minimum_bounds: tuple[int, int]
+    mode: IpMode,
+    levels: Sequence[int],
+    warm_bounds: tuple[int, int],
+    minimum_bounds: tuple[int, int],
+    warm_floor: Callable[[int], int] | None = None,
 ) -> list[dict[str, str]]:
     """WARM_IP_TARGET on a coarse scale within its bounds, each with no minimum or a minimum at one of the
-    density levels (within its bounds); never MINIMUM_IP_TARGET alone (it freezes nodes)."""
+    density levels plus the warm target (a pool that sits at its minimum makes no EC2 calls while the pods
+    leave the warm target free), within its bounds; never MINIMUM_IP_TARGET alone (it freezes nodes).
+    `warm_floor(m)`: the least WARM_IP_TARGET that covers the pod starts a minimum of m does not (the
+    histograms' demand over every node): smaller warm targets are left out, and that least one is tried."""
     w_lo, w_hi = max(warm_bounds[0], 1), warm_bounds[1]
     m_lo, m_hi = minimum_bounds
-    warms = sorted({w for w in COARSE_WARM_IPS if w_lo <= w <= w_hi} | ({w_lo} if w_lo <= w_hi else set()))
-    minimums = sorted({canonical_minimum(min(max(m, m_lo), m_hi), mode) for m in (0, *levels)})
+
+    def floor(m: int) -> int:
+        return min(max(warm_floor(m), w_lo), w_hi) if warm_floor is not None else w_lo
+
+    warms = {w for w in COARSE_WARM_IPS if w_lo <= w <= w_hi} | ({w_lo} if w_lo <= w_hi else set())
+    warms |= {floor(m) for m in (0, *levels)} if w_lo <= w_hi else set()
     out = []
-    for w in warms:
+    for w in sorted(warms):
+        minimums = sorted({canonical_minimum(min(max(m, m_lo), m_hi), mode) for m in (0, *(x + w for x in levels))})
         for m in minimums:
-            if m and m > m_hi:
+            if (m and m > m_hi) or w < floor(m):
                 continue
             env = {WARM_IP_TARGET: str(w)}
             if m:
@@ -312,6 +344,20 @@ class Choice:
     current: Replayed | None
     evaluated: int
     reason: str
+    rescue: bool = False  # a raise of the values in effect, which serve the pods badly now (may skip the cooldown)
+
+
+def allowed_waits(default: Replayed, quantile: float) -> float:
+    """Waits the policy tolerates on a replayed history: the default's plus (1 - quantile) of the starts."""
+    return default.waited + (1 - quantile) * default.starts
+
+
+def call_cap(default: Replayed, ec2_budget: float | None) -> float:
+    """EC2 calls per node-hour a candidate may make on the sample: the budget scaled by `SAMPLE_CALL_SHARE` (never
+    below what AWS's default makes on the same history), or twice the default's when no budget is set."""
+    if ec2_budget is None:
+        return 2 * max(default.ec2_calls_per_node_hour, 1.0)
+    return max(ec2_budget * SAMPLE_CALL_SHARE, default.ec2_calls_per_node_hour)
 
 
 def choose(
@@ -323,25 +369,53 @@ def choose(
     ec2_budget: float | None,
     current: Mapping[str, str] | None = None,
     min_gain: float = 0.05,
+    default: Replayed | None = None,
+    now: Replayed | None = None,
 ) -> Choice:
     """The candidate with the fewest idle IPs whose waits are at most the default's plus (1 - quantile) of the
-    pod starts replayed, and whose EC2 calls per node-hour stay within `ec2_budget` (or within twice the
-    default's, when the budget is unset). The `current` setting is kept when it qualifies and the winner would
-    not save `min_gain` of its idle IPs: a rollout must change what nodes hold."""
-    default = replay(default_env(mode), mode, pieces, limits)
-    allowed_waits = default.waited + (1 - quantile) * default.starts
-    call_cap = ec2_budget if ec2_budget is not None else 2 * max(default.ec2_calls_per_node_hour, 1.0)
-    max_calls = call_cap * default.node_seconds / 3600
+    pod starts replayed, and whose EC2 calls per node-hour stay within `call_cap`. The `current` setting is
+    kept when it qualifies and the winner would not save `min_gain` of its idle IPs: a rollout must change what
+    nodes hold. When no candidate keeps the EC2 calls within the cap, the one with the fewest calls among those
+    within the waits. `default` and `now` are the replays of AWS's default and of `current`, when made already."""
+    default = default or replay(default_env(mode), mode, pieces, limits)
+    waits_cap = allowed_waits(default, quantile)
+    max_calls = call_cap(default, ec2_budget) * default.node_seconds / 3600
 
     def ok(r: Replayed) -> bool:
-        return r.complete and r.waited <= allowed_waits and r.ec2_calls <= max_calls
+        return r.complete and r.waited <= waits_cap and r.ec2_calls <= max_calls
 
-    runs = [(dict(env), replay(env, mode, pieces, limits, allowed_waits, max_calls)) for env in options]
+    # Branch and bound: a candidate is cut short once it holds more idle IPs than the cheapest that fits so far
+    # (AWS's default fits by construction), with room for the ties below.
+    bound = default.idle_ip_seconds if ok(default) else math.inf
+    if now is None and current is not None:
+        now = replay(current, mode, pieces, limits)
+    if now is not None and ok(now):
+        bound = min(bound, now.idle_ip_seconds)
+    runs = []
+    for env in options:
+        r = replay(env, mode, pieces, limits, waits_cap, max_calls, bound * (1 + TIE_SHARE) + 1e-9)
+        runs.append((dict(env), r))
+        if ok(r):
+            bound = min(bound, r.idle_ip_seconds)
     fitting = [(env, r) for env, r in runs if ok(r)]
-    now = replay(current, mode, pieces, limits) if current is not None else None
+    if not fitting and bound < math.inf:  # every candidate holds more than the default or current: in full
+        runs = [(dict(env), replay(env, mode, pieces, limits, waits_cap, max_calls)) for env in options]
+        fitting = [(env, r) for env, r in runs if ok(r)]
     if not fitting:
-        return Choice(None, None, default, now, len(runs), "no candidate keeps waits and EC2 calls within bounds")
-    env, best = min(fitting, key=lambda er: (er[1].idle_ip_seconds, er[1].waited, er[1].ec2_calls))
+        # Over the EC2 cap everywhere: the fewest calls that keep the waits (replayed in full this time).
+        full = [(env, replay(env, mode, pieces, limits, waits_cap)) for env, r in runs if r.waited <= waits_cap]
+        within = [(env, r) for env, r in full if r.complete]
+        if not within:
+            return Choice(None, None, default, now, len(runs), "no candidate keeps the waits within bounds")
+        env, best = min(within, key=lambda er: (er[1].ec2_calls, er[1].idle_ip_seconds))
+        return Choice(env, best, default, now, len(runs), "no candidate keeps EC2 calls within budget: the fewest")
+    fewest = min(r.idle_ip_seconds for _, r in fitting)
+    # Among the cheapest (ties within TIE_SHARE: in prefix mode whole /28s often hold the same IPs whatever the
+    # warm target), the most warm IPs and then the highest minimum: the same cost, more room for a burst.
+    env, best = max(
+        ((e, r) for e, r in fitting if r.idle_ip_seconds <= fewest * (1 + TIE_SHARE) + 1e-9),
+        key=lambda er: (-er[1].waited, int(er[0].get(WARM_IP_TARGET, "0")), int(er[0].get(MINIMUM_IP_TARGET, "0"))),
+    )
     if (
         now is not None
         and current is not None
@@ -352,6 +426,23 @@ def choose(
             dict(current), now, default, now, len(runs), "the values in effect are within a few % of the best"
         )
     return Choice(env, best, default, now, len(runs), "fewest idle IPs over the replayed history within bounds")
+
+
+def serves(now: Replayed, default: Replayed, quantile: float, ec2_budget: float | None) -> bool:
+    """The values in effect keep the waits within bounds (up to `RESCUE_SHARE` of the pod starts more: an
+    hour's sample is too small to tell a few waits from the quantile) and do not break the EC2 budget by far
+    (`RESCUE_CALLS` times it, or what AWS's default makes, if more) on the replayed history: no reason to
+    change them before the cooldown ends."""
+    calls_ok = ec2_budget is None or now.ec2_calls_per_node_hour <= max(
+        RESCUE_CALLS * ec2_budget, default.ec2_calls_per_node_hour
+    )
+    waits_ok = now.waited <= allowed_waits(default, quantile) + RESCUE_SHARE * now.starts
+    return now.complete and waits_ok and calls_ok
+
+
+def raises(env: Mapping[str, str], current: Mapping[str, str]) -> bool:
+    """`env` holds each IP target at least where `current` has it (a raise-only change)."""
+    return all(int(env.get(k, "0")) >= int(current.get(k, "0")) for k in (WARM_IP_TARGET, MINIMUM_IP_TARGET))
 
 
 # ----- advice on top of the histogram plan -----
@@ -366,6 +457,18 @@ EC2_REFILL_PER_SECOND = 5.0
 EC2_BUDGET_NODES = 5000
 DEFAULT_EC2_CALLS_PER_NODE_HOUR = EC2_REFILL_PER_SECOND * 3600 / EC2_BUDGET_NODES  # 3.6
 REPLAN_EVERY = 1800.0  # a replay's choice stands this long unless the sample or the values in effect change
+# Within the cooldown after a change, whether the values in effect still serve is checked this often (two
+# replays: them and AWS's default); a rescue is chosen only when they do not.
+CHECK_EVERY = 600.0
+# The sample's EC2 calls are held to this share of the budget: nodes the sample misses run hotter (the sample's
+# highest peaks are below the cluster's), measured against full simulations (README).
+SAMPLE_CALL_SHARE = 0.5
+# Within the cooldown the values in effect are only replaced (raised) when they break the budget by this factor
+# or keep pods waiting beyond the quantile.
+RESCUE_CALLS = 2.0
+RESCUE_SHARE = 0.01  # as the histograms' rescue (planner/rescue.py): pods waiting in numbers
+TIE_SHARE = 0.005  # idle IPs this close count as the same
+WAITS_SEEN = 5  # waits of AWS's default on the sample from which replayed wait counts are taken as they are
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,11 +480,14 @@ class Bounds:
 @dataclass(slots=True)
 class ReplayPlanner:
     """The replay log of one policy plus the last choice made from it (replays are slow: at most one per
-    REPLAN_EVERY seconds)."""
+    REPLAN_EVERY seconds), and when the values in effect last changed (within the cooldown after a change only
+    a rescue may replace them, so only they and the default are replayed)."""
 
     log: ReplayLog = field(default_factory=ReplayLog)
     last: tuple[float, tuple[tuple[str, str], ...], Choice] | None = None
     replays: int = 0
+    seen_env: tuple[tuple[str, str], ...] | None = None
+    env_since: float | None = None  # when the values in effect changed last; None: before they were first seen
 
     def observe(self, snapshot: ClusterSnapshot) -> None:
         self.log.observe(snapshot)
@@ -397,32 +503,94 @@ class ReplayPlanner:
         now: float,
         ec2_budget: float | None = DEFAULT_EC2_CALLS_PER_NODE_HOUR,
         min_history: float = 600.0,
+        warm_floor: Callable[[int], int] | None = None,
     ) -> Choice | None:
         """The replay's choice for the coming `ahead` seconds (the cooldown), or None while the log holds less
-        than `min_history` seconds."""
+        than `min_history` seconds. Within `ahead` of a change of the values in effect, a choice other than them
+        is a rescue (raise-only) and only made when they do not serve."""
+        key = tuple(sorted(current_env.items()))
+        if key != self.seen_env:
+            self.env_since = now if self.seen_env is not None else None
+            self.seen_env = key
         if self.log.span < min_history:
             return None
-        key = tuple(sorted(current_env.items()))
-        if self.last is not None and self.last[1] == key and now - self.last[0] < REPLAN_EVERY:
+        cooling = self.env_since is not None and now - self.env_since < ahead
+        due = CHECK_EVERY if cooling else REPLAN_EVERY
+        if self.last is not None and self.last[1] == key and now - self.last[0] < due:
             return self.last[2]
-        pieces = self.log.node_windows(self.log.windows(ahead))
+        windows = self.log.windows(ahead)
+        if cooling:  # whether the values in effect serve, and a rescue if not: about what happens now
+            windows = [(max(windows[0][0], windows[0][1] - RECENT), windows[0][1])]
+        pieces = self.log.node_windows(windows)
         if not pieces:
             return None
+        day_old = len(self.log.windows(ahead)) > 1
         # What the IP targets leave to the rest of the env: whole ENIs or prefixes as set now (or AWS's default).
         base = {k: v for k, v in current_env.items() if k in (WARM_ENI_TARGET, WARM_PREFIX_TARGET)} or {
             k: v for k, v in default_env(mode).items() if k != ENABLE_PREFIX_DELEGATION
         }
         if mode is IpMode.PREFIX:
             base[ENABLE_PREFIX_DELEGATION] = "true"
-        options = [{**base, **c} for c in candidates(mode, density_levels(pieces), bounds.warm, bounds.minimum)]
-        if (
-            bounds.warm[0] == 0
-            and bounds.minimum[0] == 0
-            and not (mode is IpMode.PREFIX and parse_env(base).warm_prefix == 0)
-        ):
-            options.append(base)  # both IP targets 0: whole ENIs or prefixes size the pool
-        current = {k: v for k, v in current_env.items() if k in (WARM_IP_TARGET, MINIMUM_IP_TARGET)}
-        choice = choose(mode, pieces, limits, options, quantile, ec2_budget, current={**base, **current})
+        current = {**base, **{k: v for k, v in current_env.items() if k in (WARM_IP_TARGET, MINIMUM_IP_TARGET)}}
+        default = replay(default_env(mode), mode, pieces, limits)
+        in_effect = replay(current, mode, pieces, limits)
+        if cooling and serves(in_effect, default, quantile, ec2_budget):
+            choice = Choice(dict(current), in_effect, default, in_effect, 0, "the values in effect serve the pods")
+        else:
+            # No day-old history yet: the minimum also covers the last hour's climb once more (once a whole hour
+            # is logged: the first minutes are the pods the nodes already ran, not a climb).
+            whole_hour = windows[0][1] - windows[0][0] >= RECENT - 1
+            levels = density_levels(pieces, with_rise=not day_old and whole_hour)
+            # Where the pods may outgrow the minimum before the next change (a rescue, or no day-old history says
+            # how the coming hours go), the warm target must keep the waits by itself: at least the histograms'
+            # floor and, on the sample, without the minimum. They stand in for the waits a sample is too small to
+            # show; once AWS's default itself waits several times on the sample (bursts beyond a whole ENI),
+            # waits are common enough for the replayed counts to speak for themselves.
+            guard = default.waited < WAITS_SEEN and (cooling or not day_old)
+            floor = warm_floor if guard else None
+            options = [{**base, **c} for c in candidates(mode, levels, bounds.warm, bounds.minimum, floor)]
+            if (
+                bounds.warm[0] == 0
+                and bounds.minimum[0] == 0
+                and not (mode is IpMode.PREFIX and parse_env(base).warm_prefix == 0)
+            ):
+                options.append(base)  # both IP targets 0: whole ENIs or prefixes size the pool
+            if cooling:  # a rescue: the pods outgrew what the values in effect cover
+                options = [o for o in options if raises(o, current) and o != current]
+            if guard:
+                options = [o for o in options if self._covers_alone(o, mode, pieces, limits, default, quantile)]
+            choice = choose(
+                mode,
+                pieces,
+                limits,
+                options,
+                quantile,
+                ec2_budget,
+                current,
+                default=default,
+                now=in_effect,
+            )
+            if cooling and choice.env is not None and choice.env != current:
+                choice = dataclasses.replace(
+                    choice, rescue=True, reason="the values in effect serve the pods badly now: " + choice.reason
+                )
         self.replays += 1
         self.last = (now, key, choice)
         return choice
+
+    def _covers_alone(
+        self,
+        env: Mapping[str, str],
+        mode: IpMode,
+        pieces: Sequence[tuple[str, NodeLog, float, float]],
+        limits: Mapping[str, InstanceLimits],
+        default: Replayed,
+        quantile: float,
+    ) -> bool:
+        """`env`'s WARM_IP_TARGET keeps the waits within bounds on the replayed history without its minimum."""
+        if MINIMUM_IP_TARGET not in env:
+            return True
+        alone = {k: v for k, v in env.items() if k != MINIMUM_IP_TARGET}
+        cap = allowed_waits(default, quantile)
+        r = replay(alone, mode, pieces, limits, max_waits=cap)
+        return r.complete and r.waited <= cap
