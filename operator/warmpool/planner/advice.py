@@ -19,6 +19,7 @@ from warmpool.ipamd.safety import check_env
 from warmpool.ipamd.version import CniVersion
 from warmpool.planner.caps import Caps, instance_caps
 from warmpool.planner.churn import ChurnStats
+from warmpool.planner.demand import headroom
 from warmpool.planner.plan import Recommendation
 from warmpool.planner.replay import DEFAULT_EC2_CALLS_PER_NODE_HOUR, Bounds, Choice, ReplayPlanner
 
@@ -63,6 +64,25 @@ def warm_floor(stats: ChurnStats, share: float = FLOOR_SHARE) -> Callable[[int],
     return floor
 
 
+def _floor(spec: WarmPoolPolicySpec, stats: ChurnStats, ahead: ChurnStats | None) -> Callable[[int], int] | None:
+    """The histograms' floor (and the profile's, for the coming cooldown), with the policy's headroom on top as
+    the histogram plan adds it."""
+    past = warm_floor(stats) if stats.demand_samples > 0 else None
+    if past is None and ahead is None:
+        return None
+
+    def floor(m: int) -> int:
+        covered = max(past(m) if past is not None else 0, ahead.demand_with_minimum(m) if ahead else 0)
+        return covered + headroom(spec, covered) if covered > 0 else 0
+
+    return floor
+
+
+def _ahead_levels(ahead: ChurnStats | None) -> tuple[int, ...]:
+    """The minimums at which the profile's coming demand steps down (the last: the most IPs a node needed)."""
+    return tuple(m for m, _ in ahead.demand_by_minimum) if ahead is not None else ()
+
+
 def refine(
     rec: Recommendation,
     planner: ReplayPlanner,
@@ -73,8 +93,12 @@ def refine(
     cni_version: CniVersion | None = None,
     ec2_budget: float = DEFAULT_EC2_CALLS_PER_NODE_HOUR,
     min_history: float = MIN_HISTORY,
+    ahead: ChurnStats | None = None,
 ) -> Recommendation:
-    """`rec` with the replay's IP targets and reasons when the replay has a say (see the module doc)."""
+    """`rec` with the replay's IP targets and reasons when the replay has a say (see the module doc). `ahead`:
+    the coming cooldown as the demand profile expects it (`planner.profile.ahead_stats`), which the replay's log
+    may not reach (it is not checkpointed): its demand floors the warm target too, and its busiest IPs held are
+    a minimum to try."""
     managed = {Variable.WARM_IP_TARGET, Variable.MINIMUM_IP_TARGET} & set(rec.values)
     if not managed or rec.subnet_pressure or planner.log.span < min_history:
         return rec
@@ -90,7 +114,8 @@ def refine(
         now,
         ec2_budget=ec2_budget,
         min_history=min_history,
-        warm_floor=warm_floor(rec.stats) if rec.stats.demand_samples > 0 else None,
+        warm_floor=_floor(spec, rec.stats, ahead),
+        levels=_ahead_levels(ahead),
     )
     if choice is None or choice.env is None:
         return rec

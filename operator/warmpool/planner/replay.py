@@ -504,6 +504,7 @@ class ReplayPlanner:
         ec2_budget: float | None = DEFAULT_EC2_CALLS_PER_NODE_HOUR,
         min_history: float = 600.0,
         warm_floor: Callable[[int], int] | None = None,
+        levels: Sequence[int] = (),
     ) -> Choice | None:
         """The replay's choice for the coming `ahead` seconds (the cooldown), or None while the log holds less
         than `min_history` seconds. Within `ahead` of a change of the values in effect, a choice other than them
@@ -540,7 +541,9 @@ class ReplayPlanner:
             # No day-old history yet: the minimum also covers the last hour's climb once more (once a whole hour
             # is logged: the first minutes are the pods the nodes already ran, not a climb).
             whole_hour = windows[0][1] - windows[0][0] >= RECENT - 1
-            levels = density_levels(pieces, with_rise=not day_old and whole_hour)
+            # (`levels`: minimums the caller knows of, e.g. the busiest hours of the coming cooldown as the
+            # demand profile last saw them, which the log may not reach.)
+            levels = sorted({*density_levels(pieces, with_rise=not day_old and whole_hour), *levels})
             # Where the pods may outgrow the minimum before the next change (a rescue, or no day-old history says
             # how the coming hours go), the warm target must keep the waits by itself: at least the histograms'
             # floor and, on the sample, without the minimum. They stand in for the waits a sample is too small to

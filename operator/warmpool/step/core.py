@@ -144,7 +144,9 @@ def decide(
         rec = _sized_ahead(rec, expected, spec.rollout.cooldown, now)
     if view is not None:  # once a day is logged, the replay picks the IP targets (planner/advice.py)
         budget = spec.churn.ec2_calls_per_node_hour
-        rec = advice.refine(rec, memory.replay, spec, observed.limits, env, now, version, ec2_budget=budget)
+        rec = advice.refine(
+            rec, memory.replay, spec, observed.limits, env, now, version, ec2_budget=budget, ahead=ahead
+        )
     fields: dict[str, Any] = {**st.plan_status(rec), "lastPlannedTime": st.timestamp(now)}
     fields["checkpoint"] = memory.to_checkpoint()
     conditions += [ConditionUpdate(c.type.value, c.status, c.reason, c.message) for c in rec.conditions]
