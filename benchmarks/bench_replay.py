@@ -69,6 +69,14 @@ def main() -> None:
         IpMode.SECONDARY, limits, {"WARM_ENI_TARGET": "1"}, rp.Bounds((0, 64), (0, 1000)), 0.999, 6 * 3600, t
     )
     replay_cpu = time.process_time() - started
+    # Within the cooldown after a change: a check of the values in effect (them and the default over the last hour).
+    applied = dict(choice.env) if choice is not None and choice.env else {"WARM_ENI_TARGET": "1", "WARM_IP_TARGET": "4"}
+    bounds = rp.Bounds((0, 64), (0, 1000))
+    planner.advise(IpMode.SECONDARY, limits, {"WARM_ENI_TARGET": "1"}, bounds, 0.999, 6 * 3600, t + 1)
+    planner.advise(IpMode.SECONDARY, limits, applied, bounds, 0.999, 6 * 3600, t + 2)
+    started = time.process_time()
+    check = planner.advise(IpMode.SECONDARY, limits, applied, bounds, 0.999, 6 * 3600, t + 2 + rp.CHECK_EVERY)
+    check_cpu = time.process_time() - started
     events = sum(len(x.times) for x in log.logs.values())
     print(f"{args.nodes} nodes, {len(types)} instance types, {len(log.logs)} sampled, {events} events logged")
     print(f"observe, first full snapshot: {first * 1000:8.1f} ms CPU")
@@ -81,6 +89,10 @@ def main() -> None:
         f"one replay choice: {replay_cpu:6.2f} s CPU ({evaluated} candidates + default + current, "
         f"{len(windows)} windows = {hours:.1f} h x {len(log.logs)} nodes); at most one per "
         f"{rp.REPLAN_EVERY / 60:.0f} min: {replay_cpu / rp.REPLAN_EVERY * 100:.2f}% of a core"
+    )
+    print(
+        f"one check within the cooldown: {check_cpu:6.2f} s CPU ({check.reason if check else 'none'}); at most one "
+        f"per {rp.CHECK_EVERY / 60:.0f} min: {check_cpu / rp.CHECK_EVERY * 100:.2f}% of a core"
     )
 
 

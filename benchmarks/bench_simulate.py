@@ -1,6 +1,7 @@
-"""How fast `warmpool simulate` runs: one day of 100 nodes (the diurnal scenario), every strategy and baseline,
-on one worker process and on all CPUs; then single runs of a day of 200 busier nodes. Prints numbers (wall and
-CPU seconds); asserts nothing.
+"""How fast `warmpool simulate` runs: one day of 100 nodes (the diurnal scenario), warmpool's closed loop (the
+policy step with its replay chooser) side by side with a static run on the same trace, then every strategy and
+baseline on one worker process and on all CPUs; optionally single runs of a day of 200 busier nodes. Prints
+numbers (wall and CPU seconds, and their ratios); asserts nothing.
 
 python benchmarks/bench_simulate.py [--nodes 100] [--hours 24] [--mode secondary|prefix] [--scenario diurnal]
 """
@@ -42,6 +43,17 @@ def main() -> None:
         f"{args.scenario}: {args.nodes} nodes, {args.hours:g} h, {trace.pod_starts} pod starts, "
         f"generated in {time.perf_counter() - started:.1f}s"
     )
+    costs = {}
+    for strategy in (StaticStrategy(), PlannerStrategy()):
+        wall0, cpu0 = time.perf_counter(), cpu_seconds()
+        m = simulate(trace, strategy, mode).metrics
+        costs[strategy.name] = cpu_seconds() - cpu0
+        print(
+            f"{strategy.name:<20} {time.perf_counter() - wall0:6.1f}s wall {costs[strategy.name]:6.1f}s CPU  "
+            f"idle {m.idle_ip_hours:8.0f} IP-h  waited {m.waited_pods}  rollouts {m.rollouts}"
+        )
+    static, planner = costs.values()
+    print(f"warmpool's closed loop costs {planner / static:.1f}x a static run's CPU (the replay chooser's share)")
     for jobs in sorted({1, default_jobs()}):
         wall0, cpu0 = time.perf_counter(), cpu_seconds()
         results = run_all(trace, mode, WarmPoolPolicySpec(), (), jobs=jobs)

@@ -309,3 +309,29 @@ def test_within_the_cooldown_only_a_raise_replaces_the_values_in_effect() -> Non
     assert rescue.env is not None
     assert rp.raises(rescue.env, starving)
     assert rescue.env != starving
+
+
+def test_the_histograms_floor_stands_until_the_sample_shows_the_quantile() -> None:
+    planner = rp.ReplayPlanner(log=rp.ReplayLog(per_type=2))
+    feed(planner.log, nodes=2, until=3600.0, period=5.0)
+    bounds = rp.Bounds((1, 16), (0, 60))
+    env = {"WARM_ENI_TARGET": "1"}
+
+    def choice(quantile: float) -> dict[str, str]:
+        planner.last = None
+        c = planner.advise(IpMode.SECONDARY, LIMITS, env, bounds, quantile, 3600.0, 3600.0, warm_floor=lambda m: 12)
+        assert c is not None
+        assert c.env is not None
+        return c.env
+
+    starts = rp.replay(
+        rp.default_env(IpMode.SECONDARY),
+        IpMode.SECONDARY,
+        planner.log.node_windows(planner.log.windows(3600.0)),
+        LIMITS,
+    ).starts
+    assert starts * (1 - 0.999) < rp.FLOOR_UNTIL_WAITS <= starts * (1 - 0.9)
+    # Too few starts to show a one-in-a-thousand wait: the floor stands.
+    assert int(choice(0.999).get(WARM_IP_TARGET, "12")) >= 12
+    # Enough to show one in ten: the replayed waits decide, and a smaller warm target serves.
+    assert int(choice(0.9).get(WARM_IP_TARGET, "0")) < 12

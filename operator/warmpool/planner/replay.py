@@ -469,6 +469,7 @@ RESCUE_CALLS = 2.0
 RESCUE_SHARE = 0.01  # as the histograms' rescue (planner/rescue.py): pods waiting in numbers
 TIE_SHARE = 0.005  # idle IPs this close count as the same
 WAITS_SEEN = 5  # waits of AWS's default on the sample from which replayed wait counts are taken as they are
+FLOOR_UNTIL_WAITS = 2.0  # the histograms' floor stands until the quantile allows this many waits on the sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,7 +551,8 @@ class ReplayPlanner:
             # show; once AWS's default itself waits several times on the sample (bursts beyond a whole ENI),
             # waits are common enough for the replayed counts to speak for themselves.
             guard = default.waited < WAITS_SEEN and (cooling or not day_old)
-            floor = warm_floor if guard else None
+            # The floor until the sample has replayed enough starts to show the quantile's waits itself.
+            floor = warm_floor if guard and default.starts * (1 - quantile) < FLOOR_UNTIL_WAITS else None
             options = [{**base, **c} for c in candidates(mode, levels, bounds.warm, bounds.minimum, floor)]
             if (
                 bounds.warm[0] == 0
