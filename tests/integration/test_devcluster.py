@@ -7,13 +7,17 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 import pytest
 
+from tests.kube import wait_for
+from warmpool.measured.exposition import parse_ipamd_metrics
 from warmpool_dev.devcluster import binaries
 from warmpool_dev.devcluster.cluster import ClusterState, DevCluster
+from warmpool_dev.e2e.ipamd_metrics import routable_host_ip
 
 pytestmark = pytest.mark.integration
 
@@ -71,11 +75,20 @@ def test_cli_up_env_down(tmp_path: Path) -> None:
         kubectl("get", "crd", "warmpoolpolicies.warmpool.io")
         assert kubectl("get", "daemonset", "-n", "kube-system", "aws-node", "-o", "name") == "daemonset.apps/aws-node\n"
         nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
-        pods = json.loads(kubectl("get", "pods", "-A", "-o", "json"))["items"]
+        pods = json.loads(kubectl("get", "pods", "-n", "demo", "-o", "json"))["items"]
         assert len(nodes) == 2
         assert sorted(p["spec"]["nodeName"] for p in pods) == sorted(
             n["metadata"]["name"] for n in nodes for _ in range(3)
         )
+        # Each node's aws-node pod answers ipamd's metrics (the project's model) through the API server.
+        port = re.search(r"^export WARMPOOL_IPAMD_METRICS_PORT=(\d+)$", exports, re.M)
+        if routable_host_ip() is not None:
+            assert port, exports
+            for n in nodes:
+                name = n["metadata"]["name"]
+                path = f"/api/v1/namespaces/kube-system/pods/aws-node-{name}:{port.group(1)}/proxy/metrics"
+                metrics = wait_for(lambda p=path: _get_raw(kubectl, p), f"ipamd metrics of {name}", timeout=30)
+                assert parse_ipamd_metrics(metrics).assigned_ips == 3
         # Each node's providerID names an instance the dev EC2 endpoint knows, in a subnet of the node's zone.
         ec2 = boto3.client(
             "ec2",
@@ -113,3 +126,10 @@ def test_cli_up_env_down(tmp_path: Path) -> None:
     assert not any(_alive(pid) for pid in state.pids.values())
     assert not Path(state.workdir).exists()
     assert warmpool("env").returncode != 0
+
+
+def _get_raw(kubectl: Callable[..., str], path: str) -> str | None:
+    try:
+        return kubectl("get", "--raw", path)
+    except AssertionError:  # not there yet: the aws-node pods come shortly after the nodes
+        return None

@@ -5,7 +5,10 @@ lacks, so that a first `warmpool run` has something to plan from. It holds
 - the aws-node DaemonSet, shaped like EKS's,
 - a handful of KWOK nodes with their instance type's real pod capacity, and bound pods on them,
 - a stand-in for the DaemonSet controller that finishes aws-node rollouts,
-- with `eks_addon`, the local EKS add-on endpoint, which applies aws-node as the vpc-cni managed add-on.
+- with `eks_addon`, the local EKS add-on endpoint, which applies aws-node as the vpc-cni managed add-on,
+- an aws-node pod per node whose metrics endpoint is the project's ipamd model fed by that node's pods
+  (`ipamd_models.py`), so `status.measured` has something to read (when this machine has a routable address,
+  which the API server's pod proxy needs).
 
 It runs as one detached process (`python -m warmpool_dev.e2e.fleet`) that starts KWOK as its child in its own
 process group, writes what clients need (the EC2 endpoint) to a JSON file once everything is in place, and
@@ -29,7 +32,15 @@ from kubernetes import client, config
 
 from warmpool_dev.e2e.ec2 import AWS_ENV, REGION, MotoEc2
 from warmpool_dev.e2e.eks_addon import EksAddonEndpoint
-from warmpool_dev.e2e.kube import aws_node_daemonset, mark_rollout_complete, node_body, pod_body
+from warmpool_dev.e2e.ipamd_models import IpamdModels
+from warmpool_dev.e2e.kube import (
+    AWS_NODE_ENV,
+    aws_node_daemonset,
+    container_env,
+    mark_rollout_complete,
+    node_body,
+    pod_body,
+)
 from warmpool_dev.e2e.procs import ManagedProcess, kwok_process
 
 DS_NAMESPACE = "kube-system"
@@ -55,12 +66,15 @@ class FleetInfo:
     nodes: list[str]
     kwok_pid: int
     eks_endpoint_url: str = ""
+    ipamd_metrics_port: int = 0  # the stand-in ipamd endpoints' port; 0 when they could not run here
 
     def client_env(self) -> dict[str, str]:
         """What `warmpool run` (and boto3 in a shell) need to reach the fleet's EC2 (and EKS) and nothing real."""
         env = {**AWS_ENV, "WARMPOOL_EC2_ENDPOINT_URL": self.ec2_endpoint_url, "WARMPOOL_AWS_REGION": self.region}
         if self.eks_endpoint_url:
             env.update(WARMPOOL_EKS_ENDPOINT_URL=self.eks_endpoint_url, WARMPOOL_EKS_CLUSTER_NAME=EKS_CLUSTER)
+        if self.ipamd_metrics_port:
+            env.update(WARMPOOL_IPAMD_METRICS_PORT=str(self.ipamd_metrics_port))
         return env
 
 
@@ -84,14 +98,23 @@ def populate(api: client.ApiClient, moto: MotoEc2, spec: FleetSpec) -> list[str]
     return names
 
 
-def finish_rollouts(api: client.ApiClient, nodes: int, stop: threading.Event, delay: float = 3.0) -> None:
-    """The DaemonSet controller's part: a changed aws-node template has rolled out `delay` seconds later."""
+def finish_rollouts(
+    api: client.ApiClient,
+    nodes: int,
+    stop: threading.Event,
+    delay: float = 3.0,
+    models: IpamdModels | None = None,
+) -> None:
+    """The DaemonSet controller's part: a changed aws-node template has rolled out `delay` seconds later (and
+    the ipamd models restart with its env)."""
     apps = client.AppsV1Api(api)
     while not stop.wait(1.0):
         try:
             ds = apps.read_namespaced_daemon_set("aws-node", DS_NAMESPACE)
             if (ds.status.observed_generation or 0) < (ds.metadata.generation or 0) and not stop.wait(delay):
                 mark_rollout_complete(api, DS_NAMESPACE, nodes)
+                if models is not None:
+                    models.restart(container_env(ds))
         except client.ApiException as error:
             print(f"rollout stand-in: {error.status} {error.reason}", file=sys.stderr, flush=True)
         except OSError as error:  # the API server going down first on `down` is expected
@@ -108,9 +131,15 @@ def serve(kubeconfig: str, bin_dir: Path, workdir: Path, ready_file: Path, spec:
     moto = MotoEc2()
     kwok: ManagedProcess | None = None
     addon: EksAddonEndpoint | None = None
+    models: IpamdModels | None = None
     try:
         moto.start()
         kwok = kwok_process(bin_dir, kubeconfig, workdir).start()
+        try:
+            env = {e["name"]: e["value"] for e in AWS_NODE_ENV if "value" in e}
+            models = IpamdModels(api, WORKLOAD_NAMESPACE, DS_NAMESPACE, env).start()
+        except RuntimeError as error:  # no routable address: the fleet runs, status.measured says Missing
+            print(f"no stand-in ipamd metrics: {error}", file=sys.stderr, flush=True)
         if spec.eks_addon:
             addon = EksAddonEndpoint(api, cluster=EKS_CLUSTER, region=REGION, namespace=DS_NAMESPACE).start()
         names = populate(api, moto, spec)
@@ -120,12 +149,15 @@ def serve(kubeconfig: str, bin_dir: Path, workdir: Path, ready_file: Path, spec:
             nodes=names,
             kwok_pid=kwok.pid,
             eks_endpoint_url=addon.endpoint_url if addon else "",
+            ipamd_metrics_port=models.port if models else 0,
         )
         tmp = ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(info)))
         tmp.replace(ready_file)  # readers never see half a file
-        finish_rollouts(api, len(names), stop)
+        finish_rollouts(api, len(names), stop, models=models)
     finally:
+        if models is not None:
+            models.stop()
         if addon is not None:
             addon.stop()
         if kwok is not None:
