@@ -392,8 +392,10 @@ def search(
     envs: dict[str, dict[str, str]] = {}
     for env in _first_grid(runner, seeds, ec2_budget):
         envs[settings_of(StaticStrategy(env).initial_env(mode))] = dict(env)
-    _refine(runner, envs, max_waits, [None] if ec2_budget is None else [None, ec2_budget])
+    _refine(runner, envs, max_waits, None)
     in_budget = None
+    if ec2_budget is not None:
+        _refine(runner, envs, max_waits, ec2_budget)
     runs = {label: f.result() for label, f in runner.static_runs.items()}
     single = feasible_best(runs, max_waits)
     if ec2_budget is not None:
@@ -410,50 +412,36 @@ def search(
     return Baselines(best, results[0], results[1], in_budget, runs)
 
 
-def _refine(runner: Runner, envs: dict[str, dict[str, str]], max_waits: float, budgets: Sequence[float | None]) -> None:
-    """Rounds that fill the integer gaps around the best IP-target setting found, for each EC2 budget (None: no
-    budget) at once so each round's runs share the workers, until no best moves."""
+def _refine(runner: Runner, envs: dict[str, dict[str, str]], max_waits: float, ec2_budget: float | None) -> None:
+    """Rounds that fill the integer gaps around the best IP-target setting found (within `ec2_budget` when
+    given), until it stops moving."""
     mode = runner.mode
     most = most_pod_ips(runner.trace, mode)
     k = max(2, runner.jobs)
-    last_best: dict[float | None, tuple[int, int] | None] = {b: None for b in budgets}
-    active = set(budgets)
+    last_best = None
     for _ in range(MAX_REFINE_ROUNDS):
         runs = {label: f.result() for label, f in runner.static_runs.items()}
         ip_runs = {label: r for label, r in runs.items() if label in envs and _ip_point(envs[label]) is not None}
-        tried = [p for p in (_ip_point(envs[label]) for label in ip_runs) if p is not None]
-        wanted: set[tuple[int, int]] = set()
-        for budget in sorted(active, key=lambda b: -1.0 if b is None else b):
-            point = _best_point(runs, ip_runs, envs, max_waits, budget)
-            if point is None or point == last_best[budget]:
-                active.discard(budget)
-                continue
-            last_best[budget] = point
-            new = {(w, distinct_minimum(m, mode, most)) for w, m in refinements(point, tried, k)} - set(tried)
-            wanted |= {p for p in new if is_safe(ip_env(*p), mode)}
-        if not wanted:
+        if not ip_runs:
             return
-        for w, m in sorted(wanted):
+        best = feasible_best(ip_runs, max_waits, ec2_budget)
+        if ec2_budget is not None and feasible_best(runs, max_waits, ec2_budget) is not best:
+            return  # within the budget, whole ENIs or prefixes beat every IP-target setting (or none fits)
+        point = _ip_point(envs[best.metrics.settings]) if best.metrics.settings in envs else None
+        if point is None or point == last_best:
+            return
+        last_best = point
+        tried = [p for p in (_ip_point(envs[label]) for label in ip_runs) if p is not None]
+        new = sorted(
+            {(w, distinct_minimum(m, mode, most)) for w, m in refinements(point, tried, k)} - set(tried),
+        )
+        new = [p for p in new if is_safe(ip_env(*p), mode)]
+        if not new:
+            return
+        for w, m in new:
             env = ip_env(w, m)
             envs[settings_of(StaticStrategy(env).initial_env(mode))] = env
             runner.static(env)
-
-
-def _best_point(
-    runs: Mapping[str, RunResult],
-    ip_runs: Mapping[str, RunResult],
-    envs: Mapping[str, Mapping[str, str]],
-    max_waits: float,
-    budget: float | None,
-) -> tuple[int, int] | None:
-    """The IP-target setting to refine around: the best one (within `budget` when given, and only where it beats
-    whole ENIs or prefixes within that budget)."""
-    if not ip_runs:
-        return None
-    best = feasible_best(ip_runs, max_waits, budget)
-    if budget is not None and feasible_best(runs, max_waits, budget) is not best:
-        return None  # within the budget, whole ENIs or prefixes beat every IP-target setting (or none fits)
-    return _ip_point(envs[best.metrics.settings]) if best.metrics.settings in envs else None
 
 
 def _uniform_run(strategy: PerNodeStaticStrategy, runs: Mapping[str, RunResult]) -> Future[RunResult] | None:
