@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -71,8 +72,21 @@ class MeasuredCollector(Collector):
     """The last measurement of each policy, per instance type, exported at scrape time (so an instance type
     or policy that went away leaves no stale series)."""
 
-    def __init__(self) -> None:
+    # A policy not planned for longer than the longest rollout.interval (24h) is gone (deleted, or this replica
+    # lost the peering lease): it leaves the export.
+    FORGET_AFTER_SECONDS = 25 * 3600.0
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.latest: dict[str, Measurement] = {}
+        self.updated: dict[str, float] = {}
+        self._clock = clock
+
+    def record(self, policy: str, m: Measurement | None) -> None:
+        if m is None:
+            self.latest.pop(policy, None)
+            self.updated.pop(policy, None)
+        else:
+            self.latest[policy], self.updated[policy] = m, self._clock()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         labels = ["policy", "instance_type"]
@@ -99,6 +113,9 @@ class MeasuredCollector(Collector):
                 "warmpool_measured_scrape_timestamp_seconds", "Unix time of the oldest scrape used.", labels=labels
             ),
         }
+        now = self._clock()
+        for policy in [p for p, t in self.updated.items() if now - t > self.FORGET_AFTER_SECONDS]:
+            self.record(policy, None)
         for policy, m in sorted(self.latest.items()):
             for t in m.types:
                 key = [policy, t.instance_type]

@@ -173,3 +173,22 @@ def test_status_fields_fit_the_crd_and_clear_what_is_absent() -> None:
     assert fields["scrapedTime"] == timestamp(100)
     off = status_fields(measure([], [], {}, {}, now=0, stale_after=1), "off", timestamp)
     assert (off["state"], off["byInstanceType"], off["idleIpsPerNode"]) == ("Missing", [], None)
+
+
+def test_prometheus_export_per_type_and_forgets_a_policy_no_longer_planned() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from warmpool.metrics import MeasuredCollector
+
+    now = [1000.0]
+    collector = MeasuredCollector(clock=lambda: now[0])
+    registry = CollectorRegistry()
+    registry.register(collector)
+    m = measure([("n1", "m5.large")], ["n1"], {"n1": scrape("n1", 18, 3, 990)}, {"n1": 13}, now=1000, stale_after=60)
+    collector.record("web", m)
+    text = generate_latest(registry).decode()
+    assert 'warmpool_measured_idle_ips_per_node{instance_type="m5.large",policy="web"} 15.0' in text
+    assert 'warmpool_estimated_idle_ips_per_node{instance_type="m5.large",policy="web"} 13.0' in text
+    assert "warmpool_measured_no_ip_errors{" not in text  # one reading: no increase to tell
+    now[0] += MeasuredCollector.FORGET_AFTER_SECONDS + 1
+    assert 'policy="web"' not in generate_latest(registry).decode()

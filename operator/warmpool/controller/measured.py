@@ -31,7 +31,7 @@ def measured_pass(
     """(status.measured, the Measured condition) for one pass of one policy."""
     if scraper is None:
         m = Measurement(State.OFF, OFF_MESSAGE)
-        metrics.MEASURED.latest.pop(policy, None)
+        metrics.MEASURED.record(policy, None)
         return status_fields(m, "off", timestamp), ConditionUpdate("Measured", None, "Off", OFF_MESSAGE)
     nodes = [(n.name, n.instance_type) for n in observed.snapshot.nodes]
     sample = choose_sample(nodes, scraper.per_type)
@@ -41,7 +41,7 @@ def measured_pass(
     m = measure(nodes, sample, scraper.scrapes, _estimates(observed, target, sample), now, scraper.stale_after)
     if not labels:
         m = Measurement(State.MISSING, "the target DaemonSet (and so its pods' selector) could not be read")
-    metrics.MEASURED.latest[policy] = m
+    metrics.MEASURED.record(policy, m)
     ok = m.state in (State.FRESH, State.PARTIAL)
     return status_fields(m, scraper.via, timestamp), ConditionUpdate("Measured", ok, m.state.value, m.message)
 
