@@ -70,7 +70,7 @@ def main() -> None:
     )
     replay_cpu = time.process_time() - started
     # Within the cooldown after a change: a check of the values in effect (them and the default over the last hour).
-    applied = dict(choice.env) if choice is not None and choice.env else {"WARM_ENI_TARGET": "1", "WARM_IP_TARGET": "4"}
+    applied = {"WARM_ENI_TARGET": "1", "WARM_IP_TARGET": "4", "MINIMUM_IP_TARGET": str(args.pods + 4)}
     bounds = rp.Bounds((0, 64), (0, 1000))
     planner.advise(IpMode.SECONDARY, limits, {"WARM_ENI_TARGET": "1"}, bounds, 0.999, 6 * 3600, t + 1)
     planner.advise(IpMode.SECONDARY, limits, applied, bounds, 0.999, 6 * 3600, t + 2)
