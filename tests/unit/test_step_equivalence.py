@@ -6,6 +6,7 @@ must make the same decisions at the same times: the benchmark measures the opera
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -19,6 +20,8 @@ from warmpool.ipamd.limits import IpMode
 from warmpool.sim.engine import ClusterView, default_env, simulate
 from warmpool.sim.scenarios import generate
 from warmpool.sim.strategies import SIM_IMAGE, PlannerStrategy
+from warmpool.sim.trace import SubnetFree
+from warmpool.snapshot import ClusterSnapshot
 from warmpool.step.status import merge_patch, timestamp
 
 SPEC = {
@@ -139,3 +142,41 @@ def test_simulator_and_handler_make_the_same_decisions(scenario: str, mode: IpMo
     # (A change held by the cooldown is not always among them: within the cooldown the replay chooser keeps the
     # values in effect unless they starve the pods, and a rescue skips the cooldown.)
     assert {"apply", "not_quiet", "no_change"} <= reasons, reasons
+
+
+def test_an_operator_that_first_saw_an_empty_selection_holds_where_the_simulator_changes() -> None:
+    """The e2e harness's old divergence, without KWOK: the simulator's warmpool only ever sees the cluster the
+    trace starts with. An operator whose first look found none of those nodes yet counts their arrival as a
+    scale-out and holds for the node-count look-back, so the e2e harness creates them before the operator starts
+    (`ChurnDriver.seed`); from the same first look, the step decides as the simulator does."""
+    spec = WarmPoolPolicySpec.model_validate(
+        {
+            "manage": [{"name": "WARM_IP_TARGET", "min": 1}, {"name": "MINIMUM_IP_TARGET"}],
+            "churn": {"burstWindow": "2s"},
+            "rollout": {"interval": "10s", "cooldown": "1h", "quietPeriod": "30s"},
+        }
+    )
+    played = generate("scale-out", seed=1, nodes=10, new_nodes=10)
+    # At the e2e test's 60x, run on for 6 minutes as the operator does after the churn ends.
+    events = [e.model_copy(update={"t": e.t / 60}) for e in played.events]
+    subnet = next(e for e in events if isinstance(e, SubnetFree))
+    trace = dataclasses.replace(played, events=[*events, subnet.model_copy(update={"t": 360.0})])
+    simulator = Recording(spec)
+    simulate(trace, simulator, IpMode.SECONDARY)
+    changes = [t for t, _, written in simulator.decisions if written]
+    assert changes, simulator.decisions
+    assert changes[0] < 300  # after the scale-in, within the look-back of the empty first look
+
+    def replayed(first: ClusterView | None) -> list[tuple[float, str, str]]:
+        operator = PlannerStrategy(spec)
+        if first is not None:
+            operator.decide(first)
+        for seen in simulator.views:
+            operator.decide(seen)
+        return operator.decisions[1:] if first is not None else operator.decisions
+
+    opening = simulator.views[0]
+    empty = dataclasses.replace(opening, now=opening.now - 12, snapshot=ClusterSnapshot(now=opening.now - 12))
+    assert replayed(None) == simulator.decisions
+    held = dict((t, why) for t, why, _ in replayed(empty))
+    assert held[changes[0]] == "not_quiet"

@@ -68,6 +68,7 @@ class ChurnDriver:
     _realized: list[tuple[float, int, Event]] = field(default_factory=list)
     _pods_on: dict[str, set[str]] = field(default_factory=dict)
     _drain: list[tuple[float, str]] = field(default_factory=list)  # (due wall time, trace node name)
+    _seeded: set[str] = field(default_factory=set)  # trace nodes `seed` created before the replay
     _lock: threading.Lock = field(default_factory=threading.Lock)
     t0: float = 0.0
 
@@ -96,6 +97,17 @@ class ChurnDriver:
                 ids = self.ec2.run_instances(itype, zone, len(chunk))
                 self.instance_ids.update(zip(chunk, ids, strict=True))
 
+    def seed(self, trace: Trace) -> None:
+        """Create the nodes the trace starts with (its node_adds at time 0) now, before the replay: the cluster
+        a controller started next finds already there, as the trace means it. Started on an empty cluster, the
+        operator would count them as a scale-out, which the simulator of the trace never sees."""
+        if not self.instance_ids:
+            self.prepare(trace)
+        initial = [e for e in trace.events if isinstance(e, NodeAdd) and e.t == 0.0 and e.node not in self._seeded]
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="seed") as pool:
+            for e, _ in zip(initial, pool.map(self._create_node, initial), strict=True):
+                self._seeded.add(e.node)
+
     # ----- replay -----
 
     def replay(
@@ -116,6 +128,11 @@ class ChurnDriver:
         free = self.ec2.free_ips()
         for zone, count in sorted(free.items()):
             self._record(0.0, SubnetFree(t=0.0, zone=zone, free_ips=count))
+        seeded, self._seeded = self._seeded, set()
+        for e in events:
+            if isinstance(e, NodeAdd) and e.node in seeded:  # there since before t0: at the trace's start
+                self._record(0.0, e)
+        events = [e for e in events if not (isinstance(e, NodeAdd) and e.node in seeded)]
         with ThreadPoolExecutor(self.workers, thread_name_prefix="churn") as pool:
             i = 0
             last_progress = 0.0
@@ -175,12 +192,7 @@ class ChurnDriver:
     def _apply(self, e: Event) -> None:
         core = client.CoreV1Api(self.api)
         if isinstance(e, NodeAdd):
-            name = self.node_name(e.node)
-            created = core.create_node(node_body(name, e.instance_type, e.zone, self.instance_ids[e.node], self.mode))
-            with self._lock:
-                self._pods_on[e.node] = set()
-                self.stats.nodes += 1
-            t = created.metadata.creation_timestamp.timestamp() - self.t0
+            t = self._create_node(e).metadata.creation_timestamp.timestamp() - self.t0
             self._record(t, e.model_copy(update={"t": max(t, 0.0)}))
         elif isinstance(e, PodStart):
             body = pod_body(e.pod, self.namespace, self.node_name(e.node))
@@ -200,6 +212,15 @@ class ChurnDriver:
             with self._lock:
                 self._drain.append((time.time() + NODE_DRAIN_SECONDS, e.node))
         # SubnetFree: the subnets are moto's; their free IPs are recorded once at the start.
+
+    def _create_node(self, e: NodeAdd) -> Any:
+        name = self.node_name(e.node)
+        body = node_body(name, e.instance_type, e.zone, self.instance_ids[e.node], self.mode)
+        created = client.CoreV1Api(self.api).create_node(body)
+        with self._lock:
+            self._pods_on[e.node] = set()
+            self.stats.nodes += 1
+        return created
 
     def _delete_pod(self, core: client.CoreV1Api, node: str, pod: str) -> None:
         try:

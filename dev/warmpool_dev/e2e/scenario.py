@@ -141,6 +141,7 @@ def run_scenario(
     assert env.driver is not None
     driver = env.driver
     driver.speed = speed
+    driver.seed(trace)  # the cluster the trace starts from is there before the operator, as the simulator has it
     env.create_policy(policy, spec)
     start_gen = int(env.aws_node().metadata.generation or 0)
     env.start_operator()
