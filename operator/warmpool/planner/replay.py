@@ -36,6 +36,7 @@ from warmpool.ipamd.env import (
 )
 from warmpool.ipamd.limits import IPS_PER_PREFIX, InstanceLimits, IpMode
 from warmpool.ipamd.node import NodePool
+from warmpool.ipamd.pool import IP_COOLDOWN
 from warmpool.snapshot import ClusterSnapshot
 
 DAY = 86400.0
@@ -291,7 +292,7 @@ def density_levels(pieces: Sequence[tuple[str, NodeLog, float, float]], with_ris
         for t, d in zip(log.times[lo:hi], log.deltas[lo:hi], strict=True):
             level += d
             recent_stops += [t] * max(-d, 0)
-            while recent_stops and recent_stops[0] <= t - 30.0:
+            while recent_stops and recent_stops[0] <= t - IP_COOLDOWN:
                 recent_stops.pop(0)
             peak = max(peak, level + len(recent_stops))
         peaks.append(peak + (max(level - first, 0) if with_rise else 0))
